@@ -1,0 +1,53 @@
+# Copyright: aicost.monitoring contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Connection options shared by timescaledb_init, timescaledb_backup and timescaledb_restore.
+    DOCUMENTATION = r"""
+options:
+  login_host:
+    description:
+      - Host name or address of the PostgreSQL server.
+    type: str
+    default: localhost
+  login_port:
+    description:
+      - TCP port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description:
+      - Role the module connects as. It must be able to create databases, extensions and
+        roles (a superuser such as the container's C(POSTGRES_USER)).
+    type: str
+    default: postgres
+  login_password:
+    description:
+      - Password of O(login_user). Never logged or returned.
+    type: str
+  database:
+    description:
+      - Database the module manages.
+    type: str
+    default: aicost
+    aliases: [db]
+  ssl_mode:
+    description:
+      - libpq C(sslmode) for the connection.
+    type: str
+    default: prefer
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  connect_timeout:
+    description:
+      - Seconds to wait for the connection to be established.
+    type: int
+    default: 10
+requirements:
+  - psycopg2 (or psycopg2-binary) on the host that runs the module.
+notes:
+  - Every statement that changes something is returned in RV(queries), with passwords
+    replaced by C(********).
+"""
