@@ -1,0 +1,1 @@
+"""The price catalog shipped with the app (LiteLLM entry format)."""

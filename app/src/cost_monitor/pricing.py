@@ -1,0 +1,252 @@
+"""Prices in the LiteLLM ``model_prices_and_context_window.json`` entry format.
+
+USD per token: ``input_cost_per_token``, ``output_cost_per_token``,
+``cache_read_input_token_cost``, ``cache_creation_input_token_cost``,
+``output_cost_per_reasoning_token``; a ``_above_<N>k_tokens`` suffix for long-context tiers,
+then ``_batches`` / ``_flex`` / ``_priority`` for the batch API and service tiers. The
+shipped catalog is a curated subset of the upstream file; users may load the full upstream
+file and override single entries. An unknown model has no price (``None``), never $0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cost_monitor.records import UsageRecord
+
+INPUT = "input_cost_per_token"
+OUTPUT = "output_cost_per_token"
+CACHE_READ = "cache_read_input_token_cost"
+CACHE_WRITE = "cache_creation_input_token_cost"
+REASONING = "output_cost_per_reasoning_token"
+_TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
+_DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
+_BEDROCK_REGION_PREFIX = re.compile(r"^(us|eu|apac|au|jp|global|us-gov|ca|sa)\.")
+
+# Where each provider's models live in the LiteLLM key space, most specific first.
+PROVIDER_KEY_PREFIXES: dict[str, tuple[str, ...]] = {
+    "openai": ("", "openai/"),
+    "anthropic": ("", "anthropic/"),
+    "aws.bedrock": ("", "bedrock/", "bedrock/converse/"),
+    "gcp.gemini": ("gemini/", ""),
+    "gcp.vertex_ai": ("vertex_ai/", ""),
+    "gcp.gen_ai": ("gemini/", "vertex_ai/", ""),
+    "azure.ai.openai": ("azure/",),
+    "azure.ai.inference": ("azure_ai/",),
+    "mistral_ai": ("mistral/",),
+    "deepseek": ("deepseek/",),
+    "groq": ("groq/",),
+    "x_ai": ("xai/",),
+    "cohere": ("cohere/", ""),
+    "perplexity": ("perplexity/",),
+}
+BUILTIN_CATALOG = "catalog.json"
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """One catalog entry with its per-token rates as Decimals (exact, never binary floats)."""
+
+    key: str
+    rates: Mapping[str, Decimal]
+    tiers: tuple[int, ...]  # prompt sizes in tokens above which a long-context rate applies
+
+    @classmethod
+    def from_entry(cls, key: str, entry: Mapping[str, Any]) -> ModelPrice | None:
+        rates = {
+            name: Decimal(str(value))
+            for name, value in entry.items()
+            if ("cost_per_token" in name or "token_cost" in name)
+            and type(value) in (int, float)
+            and value >= 0
+        }
+        if INPUT not in rates and OUTPUT not in rates:
+            return None
+        tiers = sorted(
+            (int(match.group(1)) * 1000 for name in rates if (match := _TIER_KEY.match(name))),
+            reverse=True,
+        )
+        return cls(key=key, rates=rates, tiers=tuple(tiers))
+
+    def rate(self, base: str, tier: str, mode: str) -> Decimal | None:
+        """The rate for ``base`` in a tier and mode, falling back to the plainer rate.
+
+        A missing tier+mode rate falls back to the tier rate (never to the cheaper base+mode
+        one), so a gap in the catalog can over-state a cost but never under-state it.
+        """
+        tiered = base + tier if tier and base + tier in self.rates else base
+        for name in (tiered + mode, tiered) if mode else (tiered,):
+            if name in self.rates:
+                return self.rates[name]
+        return None
+
+    def cost(
+        self,
+        input_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        output_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        batch: bool = False,
+        service_tier: str | None = None,
+    ) -> Decimal:
+        prompt = input_tokens + cache_read_tokens + cache_write_tokens
+        tier = next((f"_above_{size // 1000}k_tokens" for size in self.tiers if prompt > size), "")
+        mode = "_batches" if batch else (f"_{service_tier}" if service_tier else "")
+        input_rate = _first(self.rate(INPUT, tier, mode), Decimal(0))
+        output_rate = _first(self.rate(OUTPUT, tier, mode), Decimal(0))
+        # A cache or reasoning token without its own rate is billed like a plain one.
+        cache_read_rate = _first(self.rate(CACHE_READ, tier, mode), input_rate)
+        cache_write_rate = _first(self.rate(CACHE_WRITE, tier, mode), input_rate)
+        reasoning_rate = _first(self.rate(REASONING, tier, mode), output_rate)
+        return (
+            input_tokens * input_rate
+            + cache_read_tokens * cache_read_rate
+            + cache_write_tokens * cache_write_rate
+            + output_tokens * output_rate
+            + reasoning_tokens * reasoning_rate
+        )
+
+
+def _first(rate: Decimal | None, fallback: Decimal) -> Decimal:
+    return fallback if rate is None else rate
+
+
+class PriceCatalog:
+    """Model prices looked up by (provider, model), with later sources overriding earlier."""
+
+    def __init__(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        self._entries: dict[str, dict[str, Any]] = {}
+        self.merge(entries)
+        self._lookups: dict[tuple[str, str], ModelPrice | None] = {}
+
+    @classmethod
+    def load(
+        cls,
+        paths: Iterable[str | Path] = (),
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        include_builtin: bool = True,
+    ) -> PriceCatalog:
+        catalog = cls(builtin_entries() if include_builtin else {})
+        for path in paths:
+            catalog.merge(read_catalog_file(Path(path)))
+        if overrides:
+            catalog.merge(overrides)
+        return catalog
+
+    def merge(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        """Add entries; an entry for a known key updates only the fields it names."""
+        for key, entry in entries.items():
+            if key.startswith("_") or key == "sample_spec" or not isinstance(entry, Mapping):
+                continue
+            self._entries.setdefault(key, {}).update(entry)
+        self._lookups = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
+    def entry(self, key: str) -> Mapping[str, Any] | None:
+        return self._entries.get(key)
+
+    def lookup(self, model: str, provider: str) -> ModelPrice | None:
+        cache_key = (provider, model)
+        if cache_key not in self._lookups:
+            self._lookups[cache_key] = self._find(model, provider)
+        return self._lookups[cache_key]
+
+    def price(
+        self,
+        model: str,
+        provider: str,
+        input_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        output_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        batch: bool = False,
+        service_tier: str | None = None,
+    ) -> Decimal | None:
+        """USD cost of the tokens, or None when the model has no price in the catalog."""
+        found = self.lookup(model, provider)
+        if found is None:
+            return None
+        return found.cost(
+            input_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            output_tokens,
+            reasoning_tokens,
+            batch,
+            service_tier,
+        )
+
+    def _find(self, model: str, provider: str) -> ModelPrice | None:
+        for key in candidate_keys(model, provider):
+            entry = self._entries.get(key)
+            if entry is not None:
+                found = ModelPrice.from_entry(key, entry)
+                if found is not None:
+                    return found
+        return None
+
+
+def candidate_keys(model: str, provider: str) -> list[str]:
+    """Catalog keys to try for a model, most specific first."""
+    names = [model]
+    if provider == "aws.bedrock":
+        bare = _BEDROCK_REGION_PREFIX.sub("", model)
+        names += [bare, re.sub(r"-v\d+(:\d+)?$", "", bare)]
+    undated = _DATE_SUFFIX.sub("", model)
+    names.append(undated)
+    prefixes = PROVIDER_KEY_PREFIXES.get(provider, ("",))
+    keys: list[str] = []
+    for name in names:
+        for prefix in prefixes:
+            key = name if name.startswith(prefix) else prefix + name
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def read_catalog_file(path: Path) -> dict[str, Any]:
+    document = orjson.loads(path.read_bytes())
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: a price catalog is a JSON object keyed by model name")
+    return document
+
+
+def builtin_entries() -> dict[str, Any]:
+    data = resources.files("cost_monitor.prices").joinpath(BUILTIN_CATALOG).read_bytes()
+    return orjson.loads(data)
+
+
+def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None:
+    """Set cost_usd on records without a billed amount (a billed amount always wins)."""
+    for record in records:
+        if record.cost_usd is not None:
+            continue
+        cost = catalog.price(
+            record.model,
+            record.provider,
+            record.input_tokens,
+            record.cache_read_tokens,
+            record.cache_write_tokens,
+            record.output_tokens,
+            record.reasoning_tokens,
+            record.batch,
+            record.service_tier,
+        )
+        if cost is not None:
+            record.cost_usd = cost
+            record.cost_source = "computed"

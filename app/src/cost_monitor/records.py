@@ -1,0 +1,479 @@
+"""The usage record: parsing an ingest body into validated records and per-field rejections.
+
+Pure functions, no I/O. A batch is a JSON array, a single JSON object, or NDJSON (one object
+per line). Every record is checked on its own, so one bad record never sinks the batch: the
+caller stores the valid records and reports the rejected ones by index, field and reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+# OTel gen_ai.provider.name values (plus the ones LLM gateways commonly emit).
+KNOWN_PROVIDERS = frozenset(
+    {
+        "openai",
+        "anthropic",
+        "aws.bedrock",
+        "gcp.gemini",
+        "gcp.vertex_ai",
+        "gcp.gen_ai",
+        "azure.ai.openai",
+        "azure.ai.inference",
+        "mistral_ai",
+        "cohere",
+        "deepseek",
+        "groq",
+        "perplexity",
+        "x_ai",
+        "ibm.watsonx.ai",
+    }
+)
+# Common spellings that mean one of the names above.
+PROVIDER_ALIASES = {
+    "bedrock": "aws.bedrock",
+    "aws_bedrock": "aws.bedrock",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "gemini": "gcp.gemini",
+    "google": "gcp.gemini",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "mistral": "mistral_ai",
+    "xai": "x_ai",
+}
+STATUSES = frozenset({"ok", "error", "timeout", "cancelled", "rate_limited", "content_filtered"})
+SERVICE_TIERS = frozenset({"flex", "priority"})
+
+# Alias -> canonical field. Native names win when a record carries both.
+FIELD_ALIASES = {
+    "gen_ai.provider.name": "provider",
+    "gen_ai.system": "provider",
+    "gen_ai.response.model": "model",
+    "gen_ai.request.model": "model",
+    "gen_ai.operation.name": "operation",
+    "gen_ai.response.id": "request_id",
+    "timestamp": "time",
+    "duration": "duration_seconds",
+    "cache_creation_tokens": "cache_write_tokens",
+    "cached_tokens": "cache_read_tokens",
+}
+# OTel token counts are totals (input includes cached, output includes reasoning); the record
+# keeps the parts apart, so these are converted rather than renamed.
+OTEL_INPUT_TOTAL = "gen_ai.usage.input_tokens"
+OTEL_OUTPUT_TOTAL = "gen_ai.usage.output_tokens"
+OTEL_TOKEN_PARTS = {
+    "gen_ai.usage.cache_read.input_tokens": "cache_read_tokens",
+    "gen_ai.usage.cache_creation.input_tokens": "cache_write_tokens",
+    "gen_ai.usage.reasoning.output_tokens": "reasoning_tokens",
+}
+
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+OPTIONAL_TEXT_FIELDS = ("project", "customer_id", "user_id", "api_key_id", "feature", "request_id")
+MAX_TEXT_LENGTH = 256
+MAX_MODEL_LENGTH = 200
+MAX_METADATA_BYTES = 8192
+MAX_DURATION_SECONDS = 86400.0
+MAX_BILLED_COST_USD = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_tokens_per_field: int = 100_000_000
+    max_future_seconds: float = 300.0
+    max_age_days: int = 400
+    max_batch_records: int = 10_000
+    extra_providers: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    time: datetime
+    event_id: uuid.UUID
+    provider: str
+    model: str
+    operation: str = "chat"
+    project: str | None = None
+    customer_id: str | None = None
+    user_id: str | None = None
+    api_key_id: str | None = None
+    feature: str | None = None
+    request_id: str | None = None
+    source: str = "api"
+    status: str = "ok"
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: Decimal | None = None
+    cost_source: str | None = None
+    duration_seconds: float | None = None
+    metadata: dict[str, Any] | None = None
+    batch: bool = False
+    service_tier: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+            + self.output_tokens
+            + self.reasoning_tokens
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int | None  # position in the batch (NDJSON: line number from 0); None = whole body
+    field: str | None
+    reason: str
+    code: str  # low-cardinality reason for the rejects metric
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+@dataclass
+class ParsedBatch:
+    records: list[UsageRecord] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    received: int = 0
+
+
+class BodyError(ValueError):
+    """The body as a whole cannot be read as a batch (nothing in it is stored)."""
+
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+def parse_body(
+    body: bytes, content_type: str, limits: IngestLimits, now: datetime | None = None
+) -> ParsedBatch:
+    """Parse a JSON array/object or NDJSON body and validate every record in it."""
+    now = now or datetime.now(UTC)
+    if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
+        return _parse_ndjson(body, limits, now)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BodyError(f"malformed JSON: {error}", "malformed_json") from None
+    if isinstance(document, dict):
+        items: list[Any] = [document]
+    elif isinstance(document, list):
+        items = document
+    else:
+        raise BodyError("body must be a JSON array of records or one record object", "wrong_type")
+    if len(items) > limits.max_batch_records:
+        raise BodyError(
+            f"batch has {len(items)} records; the limit is {limits.max_batch_records}",
+            "batch_too_large",
+        )
+    return validate_items(enumerate(items), limits, now, received=len(items))
+
+
+def _parse_ndjson(body: bytes, limits: IngestLimits, now: datetime) -> ParsedBatch:
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if len(lines) > limits.max_batch_records:
+        raise BodyError(
+            f"batch has {len(lines)} records; the limit is {limits.max_batch_records}",
+            "batch_too_large",
+        )
+    items: list[tuple[int, Any]] = []
+    malformed: list[Rejection] = []
+    for index, line in enumerate(lines):
+        try:
+            items.append((index, orjson.loads(line)))
+        except orjson.JSONDecodeError as error:
+            malformed.append(Rejection(index, None, f"malformed JSON: {error}", "malformed_json"))
+    parsed = validate_items(items, limits, now, received=len(lines))
+    parsed.rejections = sorted(malformed + parsed.rejections, key=lambda r: r.index or 0)
+    return parsed
+
+
+def validate_items(
+    items: Iterable[tuple[int, Any]], limits: IngestLimits, now: datetime, received: int
+) -> ParsedBatch:
+    parsed = ParsedBatch(received=received)
+    context = _Context(limits, now)
+    for index, item in items:
+        if not isinstance(item, dict):
+            parsed.rejections.append(
+                Rejection(index, None, "record must be a JSON object", "wrong_type")
+            )
+            continue
+        record, problems = context.validate(item)
+        if problems:
+            parsed.rejections.extend(
+                Rejection(index, name, reason, code) for name, reason, code in problems
+            )
+        elif record is not None:
+            parsed.records.append(record)
+    return parsed
+
+
+Problem = tuple[str, str, str]  # field, reason, code
+
+
+class _Context:
+    """Validation state shared by the records of one batch (limits and the clock)."""
+
+    def __init__(self, limits: IngestLimits, now: datetime) -> None:
+        self.limits = limits
+        self.now = now
+        self.latest = now + timedelta(seconds=limits.max_future_seconds)
+        self.earliest = now - timedelta(days=limits.max_age_days)
+        self.providers = KNOWN_PROVIDERS | limits.extra_providers
+
+    def validate(self, raw: Mapping[str, Any]) -> tuple[UsageRecord | None, list[Problem]]:
+        problems: list[Problem] = []
+        item = _canonical_names(raw)
+        tokens = self._tokens(raw, item, problems)
+        record_time = self._time(item.get("time"), problems)
+        provider = self._provider(item.get("provider"), problems)
+        model = _text(item, "model", problems, required=True, max_length=MAX_MODEL_LENGTH)
+        operation = _text(item, "operation", problems, max_length=64) or "chat"
+        source = _text(item, "source", problems, max_length=64) or "api"
+        status = self._status(item.get("status"), problems)
+        texts = {name: _text(item, name, problems) for name in OPTIONAL_TEXT_FIELDS}
+        event_id = _event_id(item.get("event_id"), problems)
+        cost = _billed_cost(item.get("cost_usd"), problems)
+        duration = _duration(item.get("duration_seconds"), problems)
+        metadata = _metadata(item.get("metadata"), problems)
+        batch = item.get("batch", False)
+        if not isinstance(batch, bool):
+            problems.append(("batch", "must be true or false", "wrong_type"))
+        tier = item.get("service_tier")
+        if tier is not None and (not isinstance(tier, str) or tier not in SERVICE_TIERS):
+            problems.append(
+                ("service_tier", f"must be one of {sorted(SERVICE_TIERS)}", "out_of_range")
+            )
+        if problems:
+            return None, problems
+        return (
+            UsageRecord(
+                time=record_time,  # type: ignore[arg-type]
+                event_id=event_id or uuid.uuid4(),
+                provider=provider,  # type: ignore[arg-type]
+                model=model,  # type: ignore[arg-type]
+                operation=operation,
+                source=source,
+                status=status,
+                cost_usd=cost,
+                cost_source="billed" if cost is not None else None,
+                duration_seconds=duration,
+                metadata=metadata,
+                batch=batch,
+                service_tier=tier,
+                **texts,
+                **tokens,
+            ),
+            [],
+        )
+
+    def _tokens(
+        self, raw: Mapping[str, Any], item: Mapping[str, Any], problems: list[Problem]
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name in TOKEN_FIELDS:
+            value = item.get(name, 0)
+            if self._token_count(name, value, problems):
+                counts[name] = value
+        for alias, name in OTEL_TOKEN_PARTS.items():
+            if name not in item and alias in raw:
+                value = raw[alias]
+                if self._token_count(alias, value, problems):
+                    counts[name] = value
+        # OTel totals: the uncached/visible part is what remains after the named parts.
+        for alias, name, parts in (
+            (OTEL_INPUT_TOTAL, "input_tokens", ("cache_read_tokens", "cache_write_tokens")),
+            (OTEL_OUTPUT_TOTAL, "output_tokens", ("reasoning_tokens",)),
+        ):
+            if name in item or alias not in raw:
+                continue
+            total = raw[alias]
+            if not self._token_count(alias, total, problems):
+                continue
+            remainder = total - sum(counts.get(part, 0) for part in parts)
+            if remainder < 0:
+                problems.append(
+                    (
+                        alias,
+                        f"total {total} is smaller than its parts {list(parts)}",
+                        "inconsistent",
+                    )
+                )
+            else:
+                counts[name] = remainder
+        return counts
+
+    def _token_count(self, name: str, value: Any, problems: list[Problem]) -> bool:
+        if type(value) is not int:
+            problems.append((name, "must be a whole number", "wrong_type"))
+            return False
+        if value < 0:
+            problems.append((name, "must not be negative", "out_of_range"))
+            return False
+        if value > self.limits.max_tokens_per_field:
+            problems.append(
+                (name, f"exceeds {self.limits.max_tokens_per_field} tokens", "out_of_range")
+            )
+            return False
+        return True
+
+    def _time(self, value: Any, problems: list[Problem]) -> datetime | None:
+        if value is None:
+            return self.now
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                problems.append(("time", "not an RFC 3339 timestamp", "wrong_type"))
+                return None
+            if moment.tzinfo is None:
+                problems.append(("time", "timestamp needs a UTC offset, e.g. Z", "wrong_type"))
+                return None
+            moment = moment.astimezone(UTC)
+        elif type(value) in (int, float):
+            try:
+                moment = datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError):
+                problems.append(("time", "epoch seconds out of range", "out_of_range"))
+                return None
+        else:
+            problems.append(("time", "must be an RFC 3339 string or epoch seconds", "wrong_type"))
+            return None
+        if moment > self.latest:
+            problems.append(("time", "timestamp is in the future", "future_time"))
+            return None
+        if moment < self.earliest:
+            problems.append(("time", f"older than {self.limits.max_age_days} days", "out_of_range"))
+            return None
+        return moment
+
+    def _provider(self, value: Any, problems: list[Problem]) -> str | None:
+        if not isinstance(value, str) or not value:
+            problems.append(("provider", "required text", "missing"))
+            return None
+        provider = PROVIDER_ALIASES.get(value.lower(), value.lower())
+        if provider not in self.providers:
+            problems.append(("provider", f"unknown provider {value[:64]!r}", "unknown_provider"))
+            return None
+        return provider
+
+    def _status(self, value: Any, problems: list[Problem]) -> str:
+        if value is None:
+            return "ok"
+        if not isinstance(value, str) or value not in STATUSES:
+            problems.append(("status", f"must be one of {sorted(STATUSES)}", "out_of_range"))
+            return "ok"
+        return str(value)
+
+
+def _canonical_names(raw: Mapping[str, Any]) -> dict[str, Any]:
+    item = dict(raw)
+    for alias, name in FIELD_ALIASES.items():
+        if alias in raw and name not in raw:
+            item[name] = raw[alias]
+    return item
+
+
+def _text(
+    item: Mapping[str, Any],
+    name: str,
+    problems: list[Problem],
+    required: bool = False,
+    max_length: int = MAX_TEXT_LENGTH,
+) -> str | None:
+    value = item.get(name)
+    if value is None or value == "":
+        if required:
+            problems.append((name, "required text", "missing"))
+        return None
+    if not isinstance(value, str):
+        problems.append((name, "must be text", "wrong_type"))
+        return None
+    if len(value) > max_length or "\x00" in value:
+        problems.append((name, f"longer than {max_length} characters or has NUL", "out_of_range"))
+        return None
+    return value
+
+
+def _event_id(value: Any, problems: list[Problem]) -> uuid.UUID | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.append(("event_id", "must be a UUID string", "wrong_type"))
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        problems.append(("event_id", "must be a UUID string", "wrong_type"))
+        return None
+
+
+def _billed_cost(value: Any, problems: list[Problem]) -> Decimal | None:
+    if value is None:
+        return None
+    if type(value) in (int, float) or isinstance(value, str):
+        try:
+            cost = Decimal(str(value))
+        except InvalidOperation:
+            problems.append(("cost_usd", "not a number", "wrong_type"))
+            return None
+        if not cost.is_finite() or cost < 0 or cost > MAX_BILLED_COST_USD:
+            problems.append(
+                ("cost_usd", f"must be between 0 and {MAX_BILLED_COST_USD}", "out_of_range")
+            )
+            return None
+        return cost
+    problems.append(("cost_usd", "must be a number or a decimal string", "wrong_type"))
+    return None
+
+
+def _duration(value: Any, problems: list[Problem]) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int, float):
+        problems.append(("duration_seconds", "must be a number", "wrong_type"))
+        return None
+    if not 0 <= value <= MAX_DURATION_SECONDS:
+        problems.append(
+            ("duration_seconds", f"must be between 0 and {MAX_DURATION_SECONDS}", "out_of_range")
+        )
+        return None
+    return float(value)
+
+
+def _metadata(value: Any, problems: list[Problem]) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append(("metadata", "must be a JSON object", "wrong_type"))
+        return None
+    encoded = orjson.dumps(value)
+    if len(encoded) > MAX_METADATA_BYTES:
+        problems.append(("metadata", f"larger than {MAX_METADATA_BYTES} bytes", "out_of_range"))
+        return None
+    if b"\\u0000" in encoded:
+        # PostgreSQL's jsonb cannot hold NUL; storing it would fail the whole COPY.
+        problems.append(("metadata", "must not contain NUL characters", "out_of_range"))
+        return None
+    return value

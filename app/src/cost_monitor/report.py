@@ -1,0 +1,86 @@
+"""Spend reports from llm_consumption, grouped by day, provider, model, project or customer."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg2 import sql
+
+GROUPINGS = {
+    "day": sql.SQL("(time AT TIME ZONE 'UTC')::date"),
+    "provider": sql.Identifier("provider"),
+    "model": sql.Identifier("model"),
+    "project": sql.Identifier("project"),
+    "customer": sql.Identifier("customer_id"),
+}
+MEASURES = (
+    "requests",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "unpriced_requests",
+)
+
+
+def report_query(group_by: Sequence[str]) -> sql.Composed:
+    unknown = [name for name in group_by if name not in GROUPINGS]
+    if unknown or not group_by:
+        raise ValueError(f"group by one or more of {sorted(GROUPINGS)}")
+    keys = [GROUPINGS[name] for name in group_by]
+    positions = sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(keys)))
+    return sql.SQL(
+        "SELECT {keys}, count(*), sum(input_tokens), sum(cache_read_tokens),"
+        " sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens),"
+        " coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)"
+        " FROM llm_consumption WHERE time >= %s AND time < %s"
+        " GROUP BY {positions} ORDER BY {positions}"
+    ).format(keys=sql.SQL(", ").join(keys), positions=positions)
+
+
+def fetch_report(
+    conn: Any, group_by: Sequence[str], since: datetime, until: datetime
+) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cursor:
+        cursor.execute(report_query(group_by), (since, until))
+        rows = cursor.fetchall()
+    conn.commit()
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:.6f}"
+    return str(value)
+
+
+def render(group_by: Sequence[str], rows: Sequence[Sequence[Any]], output_format: str) -> str:
+    header = [*group_by, *MEASURES]
+    cells = [[_cell(value) for value in row] for row in rows]
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(cells)
+        return buffer.getvalue()
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    numeric_from = len(group_by)
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            value.rjust(width) if i >= numeric_from else value.ljust(width)
+            for i, (value, width) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    lines = [line(header), line(["-" * w for w in widths])]
+    lines += [line(row) for row in cells]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+../../../plugins/module_utils/timescaledb_schema.py

@@ -1,0 +1,97 @@
+"""Wires configuration into a running service: catalog, metrics, spool, writer, API."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+from cost_monitor import storage
+from cost_monitor.api import Services, build_app
+from cost_monitor.budgets import BudgetGauges, SpendTracker
+from cost_monitor.config import Config
+from cost_monitor.metrics import LabelBounds, Metrics
+from cost_monitor.pricing import PriceCatalog
+from cost_monitor.scheduler import CollectorScheduler
+from cost_monitor.sink import Sink
+from cost_monitor.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    app: web.Application
+    sink: Sink
+    scheduler: CollectorScheduler | None
+
+
+def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
+    catalog = PriceCatalog.load(
+        config.prices.files,
+        overrides=config.prices.overrides,
+        include_builtin=config.prices.include_builtin,
+    )
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    bounds = LabelBounds(config.metrics.projects, catalog.keys(), config.metrics.max_models)
+    metrics = Metrics(bounds, registry)
+    tracker = SpendTracker()
+    registry.register(BudgetGauges(tracker, config.budgets))
+    connect = functools.partial(storage.connect, **config.database.connect_kwargs())
+    sink = Sink(
+        connect,
+        Spool(config.spool.directory, config.spool.max_bytes),
+        metrics,
+        tracker,
+        max_rows_per_write=config.database.max_rows_per_write,
+    )
+    services = Services(
+        sink=sink,
+        catalog=catalog,
+        metrics=metrics,
+        limits=config.ingest.limits(),
+        tokens=config.auth.load_tokens(),
+        max_body_bytes=config.ingest.max_body_bytes,
+        retry_after_seconds=config.spool.retry_after_seconds,
+    )
+    app = build_app(services)
+    scheduler = CollectorScheduler(config.collectors, connect, metrics) if run_collectors else None
+
+    async def start_background(_: web.Application) -> None:
+        sink.start()
+        if scheduler:
+            scheduler.start()
+
+    async def stop_background(_: web.Application) -> None:
+        if scheduler:
+            scheduler.stop()
+        sink.stop()
+
+    app.on_startup.append(start_background)
+    app.on_cleanup.append(stop_background)
+    if not services.tokens:
+        log.warning("no ingest tokens configured: the ingest API accepts unauthenticated posts")
+    log.info(
+        "price catalog: %d entries; spool %s (max %d bytes)",
+        len(catalog),
+        config.spool.directory,
+        config.spool.max_bytes,
+    )
+    return Runtime(app, sink, scheduler)
+
+
+def serve(config: Config, run_collectors: bool = True) -> None:
+    runtime = build_runtime(config, run_collectors)
+    log.info("listening on %s:%d", config.listen.host, config.listen.port)
+    web.run_app(
+        runtime.app,
+        host=config.listen.host,
+        port=config.listen.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=10,
+    )

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from cost_monitor.records import BodyError, IngestLimits, parse_body
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+LIMITS = IngestLimits()
+
+
+def parse(records, content_type="application/json", limits=LIMITS):
+    return parse_body(orjson.dumps(records), content_type, limits, now=NOW)
+
+
+def good(**fields):
+    record = {
+        "time": "2026-11-28T11:00:00Z",
+        "provider": "openai",
+        "model": "gpt-5-mini",
+        "input_tokens": 100,
+        "output_tokens": 20,
+    }
+    record.update(fields)
+    return record
+
+
+def only_rejection(records, **kwargs):
+    parsed = parse(records, **kwargs)
+    assert len(parsed.rejections) == 1, parsed.rejections
+    return parsed.rejections[0]
+
+
+def test_valid_record_gets_defaults_and_an_event_id():
+    parsed = parse([good(project="search")])
+    assert not parsed.rejections
+    (record,) = parsed.records
+    assert record.time == datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
+    assert (record.operation, record.source, record.status) == ("chat", "api", "ok")
+    assert isinstance(record.event_id, uuid.UUID)
+    assert record.project == "search"
+    assert record.cost_usd is None
+
+
+def test_single_object_body_is_a_batch_of_one():
+    parsed = parse_body(orjson.dumps(good()), "application/json", LIMITS, now=NOW)
+    assert len(parsed.records) == 1
+
+
+def test_client_event_id_is_kept_for_idempotent_resends():
+    event_id = "6f1c0a8e-6b1c-4a53-9a57-1f0d1c7f3b10"
+    (record,) = parse([good(event_id=event_id)]).records
+    assert record.event_id == uuid.UUID(event_id)
+
+
+def test_otel_names_are_aliases_and_totals_are_split_into_parts():
+    otel = {
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.usage.input_tokens": 1000,
+        "gen_ai.usage.cache_read.input_tokens": 600,
+        "gen_ai.usage.cache_creation.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 500,
+        "gen_ai.usage.reasoning.output_tokens": 200,
+        "time": "2026-11-28T11:00:00+01:00",
+    }
+    (record,) = parse([otel]).records
+    assert record.provider == "anthropic"
+    assert record.model == "claude-sonnet-4-5"
+    assert (record.input_tokens, record.cache_read_tokens, record.cache_write_tokens) == (
+        300,
+        600,
+        100,
+    )
+    assert (record.output_tokens, record.reasoning_tokens) == (300, 200)
+    assert record.time == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+
+def test_otel_total_smaller_than_its_parts_is_rejected():
+    rejection = only_rejection(
+        [
+            {
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-5",
+                "gen_ai.usage.input_tokens": 10,
+                "gen_ai.usage.cache_read.input_tokens": 50,
+            }
+        ]
+    )
+    assert rejection.field == "gen_ai.usage.input_tokens"
+
+
+def test_provider_spellings_are_normalised_and_unknown_ones_rejected():
+    (record,) = parse([good(provider="Bedrock")]).records
+    assert record.provider == "aws.bedrock"
+    rejection = only_rejection([good(provider="acme-llm")])
+    assert (rejection.field, rejection.code) == ("provider", "unknown_provider")
+    extra = IngestLimits(extra_providers=frozenset({"acme-llm"}))
+    assert parse([good(provider="acme-llm")], limits=extra).records
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "code"),
+    [
+        ({"input_tokens": -1}, "input_tokens", "out_of_range"),
+        ({"output_tokens": 10**12}, "output_tokens", "out_of_range"),
+        ({"input_tokens": "12"}, "input_tokens", "wrong_type"),
+        ({"input_tokens": 1.5}, "input_tokens", "wrong_type"),
+        ({"input_tokens": True}, "input_tokens", "wrong_type"),
+        ({"time": "yesterday"}, "time", "wrong_type"),
+        ({"time": "2026-11-28T11:00:00"}, "time", "wrong_type"),
+        ({"time": (NOW + timedelta(hours=1)).isoformat()}, "time", "future_time"),
+        ({"time": "1999-01-01T00:00:00Z"}, "time", "out_of_range"),
+        ({"time": 1e300}, "time", "out_of_range"),
+        ({"model": ""}, "model", "missing"),
+        ({"model": 5}, "model", "wrong_type"),
+        ({"model": "m" * 300}, "model", "out_of_range"),
+        ({"project": "a\x00b"}, "project", "out_of_range"),
+        ({"status": "maybe"}, "status", "out_of_range"),
+        ({"cost_usd": -0.5}, "cost_usd", "out_of_range"),
+        ({"cost_usd": "abc"}, "cost_usd", "wrong_type"),
+        ({"cost_usd": "NaN"}, "cost_usd", "out_of_range"),
+        ({"duration_seconds": -3}, "duration_seconds", "out_of_range"),
+        ({"metadata": [1, 2]}, "metadata", "wrong_type"),
+        ({"metadata": {"k": "x\x00"}}, "metadata", "out_of_range"),
+        ({"metadata": {"k": "x" * 9000}}, "metadata", "out_of_range"),
+        ({"event_id": "not-a-uuid"}, "event_id", "wrong_type"),
+        ({"batch": "yes"}, "batch", "wrong_type"),
+        ({"service_tier": "turbo"}, "service_tier", "out_of_range"),
+    ],
+)
+def test_bad_field_is_rejected_with_index_field_and_reason(fields, field, code):
+    parsed = parse([good(), good(**fields), good()])
+    assert len(parsed.records) == 2
+    (rejection,) = parsed.rejections
+    assert (rejection.index, rejection.field, rejection.code) == (1, field, code)
+    assert rejection.reason
+
+
+def test_every_bad_field_of_a_record_is_reported():
+    parsed = parse([good(input_tokens=-1, provider="nope", model=None)])
+    assert {r.field for r in parsed.rejections} == {"input_tokens", "provider", "model"}
+    assert {r.index for r in parsed.rejections} == {0}
+
+
+def test_non_object_items_are_rejected_by_index():
+    parsed = parse([good(), 42, "x", None])
+    assert [r.index for r in parsed.rejections] == [1, 2, 3]
+    assert len(parsed.records) == 1
+
+
+def test_malformed_json_rejects_the_whole_body():
+    with pytest.raises(BodyError) as error:
+        parse_body(b'[{"provider": ', "application/json", LIMITS, now=NOW)
+    assert error.value.code == "malformed_json"
+    with pytest.raises(BodyError):
+        parse_body(b"42", "application/json", LIMITS, now=NOW)
+
+
+def test_ndjson_rejects_only_the_malformed_line():
+    body = b"\n".join([orjson.dumps(good()), b"{broken", b"", orjson.dumps(good(model="o3"))])
+    parsed = parse_body(body, "application/x-ndjson", LIMITS, now=NOW)
+    assert [r.model for r in parsed.records] == ["gpt-5-mini", "o3"]
+    (rejection,) = parsed.rejections
+    assert (rejection.index, rejection.code) == (1, "malformed_json")
+
+
+def test_batch_over_the_record_limit_is_refused_whole():
+    limits = IngestLimits(max_batch_records=3)
+    with pytest.raises(BodyError) as error:
+        parse([good()] * 4, limits=limits)
+    assert error.value.code == "batch_too_large"
+
+
+def test_epoch_seconds_are_accepted():
+    (record,) = parse([good(time=NOW.timestamp() - 60)]).records
+    assert record.time == NOW - timedelta(seconds=60)
+
+
+def test_billed_cost_is_kept_exactly():
+    (record,) = parse([good(cost_usd="0.0000123456789")]).records
+    assert str(record.cost_usd) == "0.0000123456789"
+    assert record.cost_source == "billed"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=30), children, max_size=6)
+    ),
+    max_leaves=20,
+)
+field_names = st.sampled_from(
+    [
+        "time",
+        "provider",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "metadata",
+        "event_id",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.provider.name",
+        "duration_seconds",
+        "status",
+        "batch",
+        "service_tier",
+    ]
+)
+records_strategy = st.lists(st.dictionaries(field_names, json_values, max_size=10), max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(["application/json", "application/x-ndjson"]))
+def test_fuzz_arbitrary_bytes_never_crash_the_parser(body, content_type):
+    try:
+        parsed = parse_body(body, content_type, LIMITS, now=NOW)
+    except BodyError:
+        return
+    assert len(parsed.records) + len({r.index for r in parsed.rejections}) <= max(
+        parsed.received, 1
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(records_strategy)
+def test_fuzz_structured_records_are_either_valid_or_explained(records):
+    # The standard library encodes integers of any size; orjson reads big ones as floats.
+    parsed = parse_body(json.dumps(records).encode(), "application/json", LIMITS, now=NOW)
+    rejected = {r.index for r in parsed.rejections}
+    assert len(parsed.records) + len(rejected) == len(records)
+    for record in parsed.records:
+        assert all(getattr(record, name) >= 0 for name in ("input_tokens", "output_tokens"))
+        assert record.time.tzinfo is not None
