@@ -13,6 +13,7 @@ import psycopg2
 import pytest
 from cost_monitor import schema
 from cost_monitor.collectors.http import HttpClient
+from cost_monitor.collectors.model import Collector, UsageBucket
 from cost_monitor.collectors.openai import OpenAIUsageCollector
 from cost_monitor.collectors.runner import run_collector
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container
@@ -203,3 +204,35 @@ def test_state_key_gives_each_account_its_own_watermark(provider, conn):
         assert (result.collector, result.rows_upserted) == (f"openai_usage:{account}", 5)
     assert stored_watermark(conn, "openai_usage:org-a") == NOW
     assert len(snapshot(conn)) == 10  # the account is part of the natural key
+
+
+class HourlyLoad(Collector):
+    """A source of many distinct hourly buckets, to cross execute_values' page size."""
+
+    name = "hourly_load"
+    provider = "openai"
+    bucket_seconds = 3600
+
+    def collect(self, since: datetime, until: datetime) -> Iterator[UsageBucket]:
+        hour = since
+        while hour < until:
+            for model in ("m1", "m2"):
+                yield UsageBucket(hour, 3600, self.provider, self.name, model=model, requests=1)
+            hour += timedelta(hours=1)
+
+
+def test_batches_larger_than_a_page_are_counted_and_stay_idempotent(conn):
+    config = {"initial_lookback_seconds": 50 * 86400}
+    first = run_collector("hourly_load", config, conn, now=NOW, collector=HourlyLoad(config))
+    assert (first.error, first.rows_upserted) == (
+        None,
+        2 * (50 * 24 + 1),
+    )  # 50 days of hours plus 12:00 today
+    again = run_collector(
+        "hourly_load",
+        {**config, "overlap_seconds": 60 * 86400},
+        conn,
+        now=NOW,
+        collector=HourlyLoad(config),
+    )
+    assert (again.error, again.rows_upserted) == (None, 0)
