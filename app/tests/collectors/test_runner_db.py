@@ -230,7 +230,7 @@ def test_batches_larger_than_a_page_are_counted_and_stay_idempotent(conn):
     )  # 50 days of hours plus 12:00 today
     again = run_collector(
         "hourly_load",
-        {**config, "overlap_seconds": 60 * 86400},
+        {**config, "overlap_seconds": 50 * 86400},
         conn,
         now=NOW,
         collector=HourlyLoad(config),
