@@ -64,7 +64,7 @@ class ModelPrice:
         rates = {
             name: Decimal(str(value))
             for name, value in entry.items()
-            if ("cost_per_token" in name or "token_cost" in name)
+            if "cost" in name and "token" in name
             and type(value) in (int, float)
             and value >= 0
         }

@@ -78,6 +78,7 @@ class Sink:
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
         self._stopping = threading.Event()
         self.database_up = False
+        self._spool_refused = False  # set when a batch did not fit; cleared as the spool drains
         self._publish_spool_state()
 
     # -- called from request handlers -------------------------------------------------------
@@ -91,8 +92,8 @@ class Sink:
         return submission.future
 
     def accepting(self) -> bool:
-        """False when a batch would be refused: database down and the spool full."""
-        return self.database_up or self.spool.has_room(1)
+        """False while batches are refused: database down and the spool (nearly) full."""
+        return self.database_up or (self.spool.has_room(1) and not self._spool_refused)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -179,6 +180,7 @@ class Sink:
             self._publish_spool_state()
             self._acknowledge(batch, records, Outcome.SPOOLED)
             return
+        self._spool_refused = True
         for submission in batch:
             submission.future.set_exception(SpoolFull())
 
@@ -220,6 +222,7 @@ class Sink:
                 log.error("database refused spooled batch, moved to %s: %s", target, error)
             else:
                 self.spool.remove(spooled.sequence)
+                self._spool_refused = False
                 self.metrics.stored_rows.inc(inserted)
                 log.info(
                     "replayed spooled batch %d: %d rows, %d new",

@@ -1,0 +1,150 @@
+"""The HTTP contract, with the real writer and spool and no database reachable.
+
+With the database down every accepted batch goes to the on-disk spool (202), which makes the
+ingest semantics testable without PostgreSQL; tests/integration covers the database path.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+import requests
+from app_helpers import running_app
+from cost_monitor.config import Budget, load_config
+from cost_monitor.spool import Spool
+
+GOOD = {"provider": "openai", "model": "gpt-5-mini", "input_tokens": 1000, "output_tokens": 50}
+
+
+def config_for(tmp_path, **sections):
+    config = load_config(None, environ={})
+    # Nothing listens on port 1: connecting fails at once, as with a stopped database.
+    config.database.dsn = "host=127.0.0.1 port=1 dbname=none user=none"
+    config.database.connect_timeout_seconds = 1
+    config.spool.directory = str(tmp_path / "spool")
+    config.metrics.projects = ["search"]
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(config, section), key, value)
+    return config
+
+
+@pytest.fixture
+def app(tmp_path):
+    with running_app(config_for(tmp_path, auth={"tokens": ["s3cret"]})) as running:
+        yield running
+
+
+def post(app, body, content_type="application/json", token="s3cret", raw=False):
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = body if raw else orjson.dumps(body)
+    return requests.post(app.url + "/v1/ingest", data=data, headers=headers, timeout=10)
+
+
+def metric(app, name):
+    text = requests.get(app.url + "/metrics", timeout=5).text
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+def test_accepted_batch_is_spooled_while_the_database_is_down(app):
+    response = post(app, [GOOD, {**GOOD, "project": "search"}])
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 2, "rejected": [], "stored": "spool"}
+    spooled = Spool(app.runtime.sink.spool.directory, 1 << 30).oldest()
+    assert spooled.rows == 2
+    assert any(line.endswith(" 2.0") for line in metric(app, "llm_ingest_spooled_rows_total"))
+
+
+def test_partial_batch_stores_the_valid_records_and_lists_the_rejected(app):
+    batch = [GOOD, {**GOOD, "input_tokens": -5}, {**GOOD, "provider": "acme"}, GOOD]
+    response = post(app, batch)
+    assert response.status_code == 207
+    body = response.json()
+    assert body["accepted"] == 2
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [
+        (1, "input_tokens"),
+        (2, "provider"),
+    ]
+    rejects = metric(app, "llm_ingest_rejected_records_total")
+    assert any('reason="unknown_provider"' in line for line in rejects)
+
+
+def test_all_rejected_is_422_and_stores_nothing(app):
+    response = post(app, [{**GOOD, "time": "2999-01-01T00:00:00Z"}])
+    assert response.status_code == 422
+    assert response.json()["rejected"][0]["field"] == "time"
+    assert len(app.runtime.sink.spool) == 0
+
+
+def test_malformed_json_and_wrong_content_type(app):
+    response = post(app, b'[{"provider": "openai",', raw=True)
+    assert response.status_code == 400
+    assert "malformed JSON" in response.json()["rejected"][0]["reason"]
+    assert post(app, b"<xml/>", content_type="application/xml", raw=True).status_code == 415
+
+
+def test_ndjson_batches(app):
+    body = orjson.dumps(GOOD) + b"\n" + b"nope\n" + orjson.dumps(GOOD) + b"\n"
+    response = post(app, body, content_type="application/x-ndjson", raw=True)
+    assert response.status_code == 207
+    assert response.json()["accepted"] == 2
+    assert response.json()["rejected"][0]["index"] == 1
+
+
+def test_bearer_token_is_required(app):
+    assert post(app, [GOOD], token=None).status_code == 401
+    response = post(app, [GOOD], token="wrong")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_oversized_body_is_413_and_the_server_keeps_serving(tmp_path):
+    config = config_for(tmp_path, ingest={"max_body_bytes": 2048})
+    with running_app(config) as app:
+        response = post(app, [GOOD] * 100, token=None)
+        assert response.status_code == 413
+        assert post(app, [GOOD], token=None).status_code == 202
+
+
+def test_full_spool_answers_503_with_retry_after_and_keeps_nothing(tmp_path):
+    config = config_for(tmp_path, spool={"max_bytes": 1500, "retry_after_seconds": 7})
+    with running_app(config) as app:
+        statuses = [post(app, [GOOD] * 3, token=None).status_code for _ in range(6)]
+        assert statuses[0] == 202
+        assert statuses[-1] == 503
+        last = post(app, [GOOD] * 3, token=None)
+        assert last.headers["Retry-After"] == "7"
+        ready = requests.get(app.url + "/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["database"] == "down"
+        assert app.runtime.sink.spool.bytes <= 1500
+
+
+def test_health_readiness_and_metrics_content_type(app):
+    assert requests.get(app.url + "/healthz", timeout=5).status_code == 200
+    ready = requests.get(app.url + "/readyz", timeout=5)
+    assert ready.status_code == 200  # spool has room
+    response = requests.get(app.url + "/metrics", timeout=5)
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    assert "llm_database_up 0.0" in response.text
+
+
+def test_spooled_records_count_in_cost_metrics_and_budgets(tmp_path):
+    config = config_for(tmp_path)
+    config.budgets = {"search": Budget(daily_usd=1.0)}
+    with running_app(config) as app:
+        post(app, [{**GOOD, "project": "search", "cost_usd": "0.25"}], token=None)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            spend = metric(app, 'llm_budget_spend_usd{period="day",project="search"}')
+            if spend and spend[0].endswith(" 0.25"):
+                break
+            time.sleep(0.1)
+        assert spend == ['llm_budget_spend_usd{period="day",project="search"} 0.25']
+        assert metric(app, 'llm_budget_limit_usd{period="day",project="search"}')[0].endswith(
+            " 1.0"
+        )

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+from cost_monitor.config import ConfigError, load_config
+
+
+def test_file_then_environment(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text(
+        """
+listen: {port: 9000}
+database: {dsn: "host=db dbname=aicost"}
+metrics: {projects: [search, chat]}
+budgets:
+  search: {daily_usd: 50, monthly_usd: 1000}
+  _all: {monthly_usd: 5000}
+collectors:
+  openai_usage: {interval_seconds: 600, settings: {admin_key_file: /run/secrets/openai}}
+"""
+    )
+    config = load_config(path, environ={"COST_MONITOR_LISTEN_PORT": "9100"})
+    assert config.listen.port == 9100
+    assert config.database.dsn == "host=db dbname=aicost"
+    assert config.budgets["search"].daily_usd == 50.0
+    assert config.budgets["_all"].daily_usd is None
+    assert config.collectors["openai_usage"].interval_seconds == 600
+    assert config.collectors["openai_usage"].settings["admin_key_file"] == "/run/secrets/openai"
+    assert config.metrics.projects == ["search", "chat"]
+
+
+def test_defaults_without_a_file():
+    config = load_config(None, environ={})
+    assert config.listen.port == 8080
+    assert config.auth.load_tokens() == frozenset()
+
+
+def test_unknown_keys_and_wrong_types_are_errors(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("listen: {prot: 1}\n")
+    with pytest.raises(ConfigError, match="prot"):
+        load_config(path, environ={})
+    path.write_text("listen: {port: eighty}\n")
+    with pytest.raises(ConfigError, match="listen.port"):
+        load_config(path, environ={})
+
+
+def test_tokens_come_from_a_file(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alpha\n\n beta \n")
+    config = load_config(None, environ={"COST_MONITOR_AUTH_TOKENS_FILE": str(tokens)})
+    assert config.auth.load_tokens() == {"alpha", "beta"}

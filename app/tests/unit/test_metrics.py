@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from cost_monitor.metrics import OTHER, LabelBounds, Metrics
+from cost_monitor.records import UsageRecord
+
+
+def record(**fields):
+    base = dict(
+        time=datetime(2026, 11, 28, tzinfo=UTC),
+        event_id=uuid.uuid4(),
+        provider="openai",
+        model="gpt-5",
+        project="search",
+        input_tokens=100,
+        output_tokens=10,
+    )
+    base.update(fields)
+    return UsageRecord(**base)
+
+
+def value(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_projects_outside_the_allow_list_and_models_over_the_cap_become_other():
+    bounds = LabelBounds(projects=["search"], known_models=["gpt-5"], max_models=1)
+    assert bounds.project("search") == "search"
+    assert bounds.project("customer-42-secret") == OTHER
+    assert bounds.model("gpt-5") == "gpt-5"
+    assert bounds.model("new-model-a") == "new-model-a"
+    assert bounds.model("new-model-b") == OTHER
+    assert bounds.operation("chat") == "chat" and bounds.operation("weird") == OTHER
+
+
+def test_batch_counts_cost_tokens_requests_and_unpriced_tokens():
+    metrics = Metrics(LabelBounds(["search"], ["gpt-5"], 0))
+    metrics.record_batch(
+        [
+            record(cost_usd=Decimal("0.5"), cost_source="computed", duration_seconds=1.2),
+            record(cost_usd=Decimal("0.25"), cost_source="billed", status="error"),
+            record(model="mystery", project="other-team"),
+        ]
+    )
+    common = dict(provider="openai", operation="chat", project="search", source="api")
+    assert value(metrics, "llm_cost_usd_total", model="gpt-5", **common) == 0.75
+    assert value(metrics, "llm_requests_total", model="gpt-5", status="ok", **common) == 1
+    assert value(metrics, "llm_requests_total", model="gpt-5", status="error", **common) == 1
+    assert value(metrics, "llm_tokens_total", model="gpt-5", token_type="input", **common) == 200
+    unpriced = dict(provider="openai", model=OTHER, token_type="input")
+    assert value(metrics, "llm_unpriced_tokens_total", **unpriced) == 100
+    assert value(metrics, "llm_cost_records_total", cost_source="unpriced") == 1
+    assert (
+        value(
+            metrics,
+            "llm_request_duration_seconds_count",
+            provider="openai",
+            model="gpt-5",
+            operation="chat",
+        )
+        == 1
+    )
