@@ -236,3 +236,14 @@ def test_batches_larger_than_a_page_are_counted_and_stay_idempotent(conn):
         collector=HourlyLoad(config),
     )
     assert (again.error, again.rows_upserted) == (None, 0)
+
+
+def test_unusable_connection_is_reported_not_raised(database, provider):
+    closed = psycopg2.connect(database)
+    closed.close()
+    result = run_collector(
+        "openai_usage", CONFIG, closed, now=NOW, collector=openai_usage(provider)
+    )
+    assert result.error.startswith("InterfaceError")
+    assert (result.rows_upserted, result.watermark) == (0, None)
+    assert provider.requests == []  # nothing is fetched that could not be stored

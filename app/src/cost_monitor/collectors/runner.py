@@ -70,9 +70,9 @@ def run_collector(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     state_key = str(config.get("state_key", name))
     watermark: datetime | None = None
-    autocommit = conn.autocommit
-    conn.autocommit = False
+    autocommit: bool | None = None
     try:
+        autocommit, conn.autocommit = conn.autocommit, False
         with conn.cursor() as cursor:
             watermark = store.read_watermark(cursor, state_key)
         conn.commit()  # no transaction stays open during the provider calls
@@ -94,7 +94,9 @@ def run_collector(
         )
         return CollectResult(state_key, 0, watermark, f"{type(error).__name__}: {error}", duration)
     finally:
-        conn.autocommit = autocommit
+        if autocommit is not None:
+            with contextlib.suppress(Exception):
+                conn.autocommit = autocommit
     duration = time.monotonic() - started
     log.info(
         "collector run finished",

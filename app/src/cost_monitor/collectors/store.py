@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from cost_monitor import schema
-from cost_monitor.collectors.model import UsageBucket
 from psycopg2 import sql
 from psycopg2.extras import execute_values
+
+from cost_monitor import schema
+from cost_monitor.collectors.model import UsageBucket
 
 USAGE_TABLE = "llm_provider_usage"
 STATE_TABLE = "llm_collector_state"
