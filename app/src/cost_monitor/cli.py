@@ -127,7 +127,7 @@ def run_prices(config: Config, args: argparse.Namespace) -> int:
         return 0
     per_million = 1_000_000
     print(f"{'model':<60} {'input':>9} {'cached':>9} {'output':>9}  USD per 1M tokens")
-    for key in sorted(catalog.keys()):
+    for key in sorted(catalog.model_keys()):
         if args.pattern not in key:
             continue
         entry = catalog.entry(key) or {}

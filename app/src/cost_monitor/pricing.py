@@ -153,7 +153,7 @@ class PriceCatalog:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def keys(self) -> list[str]:
+    def model_keys(self) -> list[str]:
         return list(self._entries)
 
     def entry(self, key: str) -> Mapping[str, Any] | None:

@@ -37,7 +37,7 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
     )
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    bounds = LabelBounds(config.metrics.projects, catalog.keys(), config.metrics.max_models)
+    bounds = LabelBounds(config.metrics.projects, catalog.model_keys(), config.metrics.max_models)
     metrics = Metrics(bounds, registry)
     tracker = SpendTracker()
     registry.register(BudgetGauges(tracker, config.budgets))

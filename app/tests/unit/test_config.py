@@ -40,7 +40,7 @@ def test_unknown_keys_and_wrong_types_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="prot"):
         load_config(path, environ={})
     path.write_text("listen: {port: eighty}\n")
-    with pytest.raises(ConfigError, match="listen.port"):
+    with pytest.raises(ConfigError, match=r"listen\.port"):
         load_config(path, environ={})
 
 

@@ -88,7 +88,7 @@ def test_dated_and_regional_names_find_their_entry():
 
 def test_shipped_catalog_covers_the_five_providers_and_says_when_prices_were_taken():
     shipped = PriceCatalog.load()
-    providers = {shipped.entry(key)["litellm_provider"] for key in shipped.keys()}
+    providers = {shipped.entry(key)["litellm_provider"] for key in shipped.model_keys()}
     assert {"openai", "anthropic", "azure", "gemini", "bedrock_converse"} <= providers
     raw = json.loads(resources.files("cost_monitor.prices").joinpath("catalog.json").read_text())
     assert raw["_aicost_catalog"]["prices_taken"]
@@ -107,7 +107,7 @@ def test_files_and_overrides_merge_field_by_field(tmp_path):
     loaded = PriceCatalog.load(
         [upstream], overrides={"my-model": {"output_cost_per_token": 3e-06}}, include_builtin=False
     )
-    assert loaded.keys() == ["my-model"]
+    assert loaded.model_keys() == ["my-model"]
     assert loaded.price("my-model", "openai", input_tokens=1, output_tokens=1) == Decimal("4e-06")
 
 
