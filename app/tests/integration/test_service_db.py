@@ -54,7 +54,7 @@ def scalar(conn, query, *params):
 
 
 def test_ingested_batch_is_priced_and_stored(database, conn, tmp_path):
-    records = batch(500) + [{**batch(1)[0], "model": "mystery-model"}]
+    records = [*batch(500), {**batch(1)[0], "model": "mystery-model"}]
     with running_app(app_config(database, tmp_path)) as app:
         response = post(app, records)
         assert response.status_code == 200, response.text

@@ -50,7 +50,7 @@ def test_copy_round_trips_awkward_values(conn):
 def test_idempotent_copy_inserts_only_new_events(conn):
     first = [record() for _ in range(3)]
     storage.copy_rows(conn, storage.encode_rows(first))
-    replay = first + [record()]
+    replay = [*first, record()]
     assert storage.copy_rows_idempotent(conn, storage.encode_rows(replay)) == 1
     assert storage.copy_rows_idempotent(conn, storage.encode_rows(replay)) == 0
     with conn.cursor() as cursor:
