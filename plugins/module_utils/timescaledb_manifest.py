@@ -1,0 +1,165 @@
+# Copyright: aicost.monitoring contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup manifests: what a dump holds (sizes, checksum, versions, per-table fingerprints),
+how table contents are fingerprinted, and which old backups retention removes."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_connection import (
+    fetch_all,
+    sql,
+)
+
+MANIFEST_FORMAT = 1
+MANIFEST_SUFFIX = ".manifest.json"
+DUMP_SUFFIX = ".dump"
+BACKUP_ID = re.compile(r"^(?P<prefix>[A-Za-z0-9_.-]+)-(?P<stamp>\d{8}T\d{6}Z)$")
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+# Session settings that make a row's text form depend on its value only, not on the client.
+STABLE_TEXT_SETTINGS = (
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+)
+
+
+def backup_id(prefix: str, when: datetime.datetime) -> str:
+    return "{0}-{1}".format(prefix, when.astimezone(datetime.timezone.utc).strftime(STAMP_FORMAT))
+
+
+def backup_time(identifier: str) -> datetime.datetime | None:
+    match = BACKUP_ID.match(identifier)
+    if match is None:
+        return None
+    return datetime.datetime.strptime(match.group("stamp"), STAMP_FORMAT).replace(
+        tzinfo=datetime.timezone.utc
+    )
+
+
+def stabilise_session(cursor) -> None:
+    for name, value in STABLE_TEXT_SETTINGS:
+        cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+def table_fingerprints(cursor, tables: list[str]) -> dict[str, dict]:
+    """Row count and an order-independent content hash per table.
+
+    Each row's text form is hashed with md5 and the two 64-bit halves are summed; any changed,
+    missing or extra row changes a sum. Summing instead of string_agg keeps memory flat for
+    millions of rows. Call inside a transaction after stabilise_session().
+    """
+    fingerprints = {}
+    for table in tables:
+        rows = fetch_all(
+            cursor,
+            sql.SQL(
+                "SELECT count(*),"
+                " coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0),"
+                " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)"
+                " FROM (SELECT md5(t::text) AS h FROM {0} AS t) AS hashed"
+            ).format(sql.Identifier(table)),
+        )
+        count, high, low = rows[0]
+        digest = hashlib.sha256("{0}:{1}:{2}".format(count, high, low).encode()).hexdigest()
+        fingerprints[table] = {"rows": int(count), "content_sha256": digest}
+    return fingerprints
+
+
+def existing_tables(cursor, candidates: list[str]) -> list[str]:
+    rows = fetch_all(
+        cursor,
+        "SELECT name FROM unnest(%s::text[]) AS name"
+        " WHERE to_regclass(quote_ident(name)) IS NOT NULL",
+        (candidates,),
+    )
+    present = {row[0] for row in rows}
+    return [name for name in candidates if name in present]
+
+
+def write_json_atomically(path: str, document: dict) -> None:
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(prefix=".manifest-", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(document, stream, indent=2, sort_keys=True)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def read_manifest(path: str) -> dict:
+    with open(path) as stream:
+        manifest = json.load(stream)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError("unsupported manifest format {0!r}".format(manifest.get("format")))
+    for key in ("id", "dump_file", "dump_bytes", "sha256", "tables"):
+        if key not in manifest:
+            raise ValueError("manifest lacks {0!r}".format(key))
+    return manifest
+
+
+def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    id: str
+    taken_at: datetime.datetime
+
+
+def list_backups(directory: str, prefix: str) -> list[StoredBackup]:
+    """Complete backups only: a backup exists once its manifest has been written."""
+    backups = []
+    for name in os.listdir(directory):
+        if not name.endswith(MANIFEST_SUFFIX):
+            continue
+        identifier = name[: -len(MANIFEST_SUFFIX)]
+        match = BACKUP_ID.match(identifier)
+        taken_at = backup_time(identifier)
+        if match and taken_at and match.group("prefix") == prefix:
+            backups.append(StoredBackup(identifier, taken_at))
+    return sorted(backups, key=lambda backup: backup.taken_at, reverse=True)
+
+
+def expired_backups(
+    backups: list[StoredBackup], keep_daily: int, keep_weekly: int
+) -> list[StoredBackup]:
+    """Grandfather-father retention: the newest backup of each of the last ``keep_daily``
+    days that have backups and of each of the last ``keep_weekly`` ISO weeks survive."""
+    newest_first = sorted(backups, key=lambda backup: backup.taken_at, reverse=True)
+    kept: set[str] = set()
+    for period, limit in (
+        (lambda when: when.date(), keep_daily),
+        (lambda when: when.isocalendar()[:2], keep_weekly),
+    ):
+        seen: list = []
+        for backup in newest_first:
+            key = period(backup.taken_at)
+            if key in seen:
+                continue
+            if len(seen) >= limit:
+                break
+            seen.append(key)
+            kept.add(backup.id)
+    return [backup for backup in newest_first if backup.id not in kept]

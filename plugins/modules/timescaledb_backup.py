@@ -1,0 +1,329 @@
+#!/usr/bin/python
+# Copyright: aicost.monitoring contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Ansible convention: DOCUMENTATION, EXAMPLES and RETURN come before the imports.
+# ruff: noqa: E402
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: timescaledb_backup
+short_description: Take a verified, consistent dump of the aicost database with a manifest
+version_added: 0.1.0
+description:
+  - Runs the server's own C(pg_dump) (custom format, compressed), by default inside the
+    database container with C(docker exec) so the dump tool always matches the server, and
+    streams the dump to a file on the managed host.
+  - Consistent. The module exports a snapshot, counts and fingerprints every table of the
+    aicost database contract in that snapshot, and has C(pg_dump --snapshot) dump exactly
+    that state, so the manifest describes precisely what the dump holds, even under writes.
+  - Atomic. The dump is written to a hidden partial file, fsynced, renamed; the manifest
+    (time, sizes, sha256, server, pg_dump and extension versions, per-table row counts and
+    content fingerprints) is written last, so a backup exists only once it is complete.
+  - Retention keeps the newest backup of each of the last O(keep_daily) days and of each of
+    the last O(keep_weekly) ISO weeks, and removes the other backups of the same O(prefix).
+extends_documentation_fragment:
+  - aicost.monitoring.timescaledb
+options:
+  dest:
+    description:
+      - Directory for the dumps and manifests; created with mode 0700 when missing.
+    type: path
+    required: true
+  prefix:
+    description:
+      - Backup names are C(<prefix>-<UTC timestamp>); retention only touches this prefix.
+    type: str
+    default: aicost
+  container:
+    description:
+      - Name of the database container. C(pg_dump) runs inside it through O(docker_path)
+        and connects over the container's local socket as O(login_user).
+      - When omitted, C(pg_dump) from O(bin_dir) (or C(PATH)) connects over TCP with the
+        connection options; it must be at least the server's major version.
+    type: str
+  docker_path:
+    description:
+      - The docker CLI used with O(container).
+    type: str
+    default: docker
+  bin_dir:
+    description:
+      - Directory holding C(pg_dump) when O(container) is not set.
+    type: path
+  compress_level:
+    description:
+      - C(pg_dump --compress) level for the custom format (0 to 9).
+    type: int
+    default: 6
+  keep_daily:
+    description:
+      - Daily backups to keep (at least 1, so the new backup always survives).
+    type: int
+    default: 7
+  keep_weekly:
+    description:
+      - Weekly backups to keep, beyond the daily ones.
+    type: int
+    default: 4
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Connects read-only, and reports the backup it would write, the command it would run
+        and the backups retention would remove. Writes nothing.
+  diff_mode:
+    support: none
+seealso:
+  - module: aicost.monitoring.timescaledb_restore
+author:
+  - aicost.monitoring contributors
+"""
+
+EXAMPLES = r"""
+- name: Back up the aicost database from inside its container
+  aicost.monitoring.timescaledb_backup:
+    container: aicost-timescaledb-1
+    login_password: "{{ timescaledb_superuser_password }}"
+    dest: /var/backups/aicost
+    keep_daily: 7
+    keep_weekly: 4
+  register: backup
+
+- name: Back up with a local pg_dump instead
+  aicost.monitoring.timescaledb_backup:
+    login_host: db.example.internal
+    login_password: "{{ timescaledb_superuser_password }}"
+    bin_dir: /usr/lib/postgresql/17/bin
+    dest: /var/backups/aicost
+"""
+
+RETURN = r"""
+backup_id:
+  description: Name of the backup.
+  returned: always
+  type: str
+  sample: aicost-20261128T031500Z
+dump_path:
+  description: The dump file.
+  returned: always
+  type: str
+  sample: /var/backups/aicost/aicost-20261128T031500Z.dump
+manifest_path:
+  description: The manifest, written after the dump; pass it to timescaledb_restore.
+  returned: always
+  type: str
+manifest:
+  description: The manifest's content.
+  returned: success and not check mode
+  type: dict
+  contains:
+    sha256:
+      description: Checksum of the dump file.
+      type: str
+    dump_bytes:
+      description: Size of the dump file.
+      type: int
+    tables:
+      description: Per table, C(rows) and C(content_sha256) in the dumped snapshot.
+      type: dict
+    server_version:
+      description: PostgreSQL server version.
+      type: str
+    pg_dump_version:
+      description: C(pg_dump --version) of the tool that wrote the dump.
+      type: str
+    extension:
+      description: C(name), C(version) and C(license) of TimescaleDB, or null.
+      type: dict
+command:
+  description: The dump command (it never carries the password).
+  returned: always
+  type: list
+  elements: str
+pruned:
+  description: Backups removed (or, in check mode, that would be removed) by retention.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import datetime
+import fcntl
+import glob
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_connection import (
+    connect,
+    connection_argument_spec,
+    fetch_all,
+    fetch_value,
+    psycopg2,
+    require_psycopg2,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_dump import (
+    Tool,
+    ToolError,
+    dump_to_file,
+    fsync_directory,
+    tool_argument_spec,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_manifest import (
+    DUMP_SUFFIX,
+    MANIFEST_FORMAT,
+    MANIFEST_SUFFIX,
+    StoredBackup,
+    backup_id,
+    existing_tables,
+    expired_backups,
+    list_backups,
+    stabilise_session,
+    table_fingerprints,
+    write_json_atomically,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_schema import TABLES
+
+
+def argument_spec() -> dict:
+    spec = connection_argument_spec()
+    spec.update(tool_argument_spec())
+    spec.update(
+        dest=dict(type="path", required=True),
+        prefix=dict(type="str", default="aicost"),
+        compress_level=dict(type="int", default=6),
+        keep_daily=dict(type="int", default=7),
+        keep_weekly=dict(type="int", default=4),
+    )
+    return spec
+
+
+def snapshot_facts(cursor) -> dict:
+    """Versions and per-table fingerprints, read in the snapshot pg_dump will use."""
+    extension = fetch_all(
+        cursor, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timescaledb'"
+    )
+    tables = existing_tables(cursor, list(TABLES))
+    return dict(
+        server_version=fetch_value(cursor, "SELECT current_setting('server_version')"),
+        extension=None
+        if not extension
+        else dict(
+            name="timescaledb",
+            version=extension[0][0],
+            license=fetch_value(cursor, "SELECT current_setting('timescaledb.license', true)"),
+        ),
+        tables=table_fingerprints(cursor, tables),
+    )
+
+
+def prune(directory: str, prefix: str, keep_daily: int, keep_weekly: int, dry_run: bool,
+          pending: StoredBackup | None = None) -> list[str]:  # fmt: skip
+    backups = list_backups(directory, prefix) if os.path.isdir(directory) else []
+    if pending is not None:
+        backups.append(pending)
+    expired = expired_backups(backups, keep_daily, keep_weekly)
+    if not dry_run:
+        for backup in expired:
+            # Manifest first: a backup without one is no longer listed, even if we stop here.
+            for suffix in (MANIFEST_SUFFIX, DUMP_SUFFIX):
+                path = os.path.join(directory, backup.id + suffix)
+                if os.path.exists(path):
+                    os.unlink(path)
+    return [backup.id for backup in expired]
+
+
+def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args: list[str]):
+    params = module.params
+    dest = params["dest"]
+    dump_path = os.path.join(dest, identifier + DUMP_SUFFIX)
+    partial = os.path.join(dest, "." + identifier + DUMP_SUFFIX + ".partial")
+    connection = connect(module)
+    connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            stabilise_session(cursor)
+            snapshot = fetch_value(cursor, "SELECT pg_export_snapshot()")
+            facts = snapshot_facts(cursor)
+            command = tool.command(
+                "pg_dump", params, params["database"], *command_args, "--snapshot=" + snapshot
+            )
+            # The exporting transaction stays open until pg_dump has imported the snapshot.
+            stream = dump_to_file(command, tool.environment(params), partial)
+        facts["pg_dump_version"] = tool.version("pg_dump")
+    except (ToolError, psycopg2.Error, OSError) as error:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        module.fail_json(msg="Backup failed, nothing was kept: {0}".format(error))
+    finally:
+        connection.rollback()
+        connection.close()
+    os.replace(partial, dump_path)
+    fsync_directory(dest)
+    manifest = dict(
+        format=MANIFEST_FORMAT,
+        id=identifier,
+        created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        database=params["database"],
+        dump_file=os.path.basename(dump_path),
+        dump_format="custom",
+        dump_bytes=stream.size,
+        sha256=stream.sha256,
+        duration_seconds=round(time.monotonic() - started, 3),
+        method="container" if tool.container else "local",
+        **facts,
+    )
+    write_json_atomically(os.path.join(dest, identifier + MANIFEST_SUFFIX), manifest)
+    fsync_directory(dest)
+    return manifest
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    require_psycopg2(module)
+    params = module.params
+    if params["keep_daily"] < 1 or params["keep_weekly"] < 0:
+        module.fail_json(msg="keep_daily must be at least 1 and keep_weekly at least 0")
+    if not 0 <= params["compress_level"] <= 9:
+        module.fail_json(msg="compress_level must be between 0 and 9")
+    tool = Tool.from_params(params)
+    dest = params["dest"]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    identifier = backup_id(params["prefix"], now)
+    command_args = ["--format=custom", "--compress={0}".format(params["compress_level"])]
+    display = tool.command(
+        "pg_dump", params, params["database"], *command_args, "--snapshot=<exported>"
+    )
+    result = dict(
+        changed=True,
+        backup_id=identifier,
+        dump_path=os.path.join(dest, identifier + DUMP_SUFFIX),
+        manifest_path=os.path.join(dest, identifier + MANIFEST_SUFFIX),
+        command=display,
+    )
+    if module.check_mode:
+        connect(module).close()  # the database must be reachable for a real run
+        pending = StoredBackup(identifier, now)
+        result["pruned"] = prune(
+            dest, params["prefix"], params["keep_daily"], params["keep_weekly"], True, pending
+        )
+        module.exit_json(**result)
+    os.makedirs(dest, mode=0o700, exist_ok=True)
+    with open(os.path.join(dest, ".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            module.fail_json(msg="Another backup is running in {0}".format(dest))
+        for stale in glob.glob(os.path.join(dest, ".*" + DUMP_SUFFIX + ".partial")):
+            os.unlink(stale)  # left by an interrupted run; we hold the lock
+        result["manifest"] = take_backup(module, tool, identifier, command_args)
+        result["pruned"] = prune(
+            dest, params["prefix"], params["keep_daily"], params["keep_weekly"], False
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

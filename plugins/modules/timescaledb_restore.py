@@ -1,0 +1,290 @@
+#!/usr/bin/python
+# Copyright: aicost.monitoring contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Ansible convention: DOCUMENTATION, EXAMPLES and RETURN come before the imports.
+# ruff: noqa: E402
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: timescaledb_restore
+short_description: Restore a timescaledb_backup dump and prove the data came back intact
+version_added: 0.1.0
+description:
+  - Verifies the dump's size and sha256 against its manifest before touching anything; a
+    corrupted or altered file is refused.
+  - Refuses a target database that already holds tables unless O(replace=true), in which
+    case the database is dropped (connections terminated) and created again.
+  - With TimescaleDB in the manifest, creates the extension at the dumped version, calls
+    C(timescaledb_pre_restore()), runs C(pg_restore) in a single transaction, then
+    C(timescaledb_post_restore()).
+  - Compares every table's row count and content fingerprint with the manifest; any
+    difference fails the task.
+extends_documentation_fragment:
+  - aicost.monitoring.timescaledb
+options:
+  manifest:
+    description:
+      - Path of the backup's manifest (C(<id>.manifest.json)); the dump is the file it
+        names in the same directory.
+    type: path
+    required: true
+  replace:
+    description:
+      - Drop and recreate a target database that already holds tables.
+    type: bool
+    default: false
+  maintenance_database:
+    description:
+      - Database to connect to for dropping and creating O(database).
+    type: str
+    default: postgres
+  container:
+    description:
+      - Name of the database container; C(pg_restore) runs inside it and reads the dump on
+        its standard input. When omitted, C(pg_restore) from O(bin_dir) (or C(PATH)) is used.
+    type: str
+  docker_path:
+    description:
+      - The docker CLI used with O(container).
+    type: str
+    default: docker
+  bin_dir:
+    description:
+      - Directory holding C(pg_restore) when O(container) is not set.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Verifies the checksum and the target, and reports the statements and the command it
+        would run. Changes nothing.
+  diff_mode:
+    support: none
+seealso:
+  - module: aicost.monitoring.timescaledb_backup
+author:
+  - aicost.monitoring contributors
+"""
+
+EXAMPLES = r"""
+- name: Restore a backup over the current database
+  aicost.monitoring.timescaledb_restore:
+    container: aicost-timescaledb-1
+    login_password: "{{ timescaledb_superuser_password }}"
+    manifest: /var/backups/aicost/aicost-20261128T031500Z.manifest.json
+    replace: true
+"""
+
+RETURN = r"""
+backup_id:
+  description: The restored backup.
+  returned: always
+  type: str
+  sample: aicost-20261128T031500Z
+queries:
+  description: Statements run (or, in check mode, that would run).
+  returned: always
+  type: list
+  elements: str
+command:
+  description: The restore command (it never carries the password).
+  returned: always
+  type: list
+  elements: str
+verified:
+  description: Per table, the row count found equal to the manifest (content included).
+  returned: success and not check mode
+  type: dict
+  sample: {"llm_consumption": 1000000, "llm_provider_usage": 0}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_connection import (
+    SqlLog,
+    connect,
+    connection_argument_spec,
+    database_exists,
+    fetch_value,
+    psycopg2,
+    quoted,
+    require_psycopg2,
+    sql,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_dump import (
+    Tool,
+    ToolError,
+    restore_from_file,
+    tool_argument_spec,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_manifest import (
+    read_manifest,
+    sha256_of_file,
+    stabilise_session,
+    table_fingerprints,
+)
+
+USER_RELATIONS = r"""
+SELECT count(*) FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm', 'v')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT LIKE '\_timescaledb%'
+  AND n.nspname NOT LIKE 'timescaledb\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype = 'e')
+"""
+
+
+def argument_spec() -> dict:
+    spec = connection_argument_spec()
+    spec.update(tool_argument_spec())
+    spec.update(
+        manifest=dict(type="path", required=True),
+        replace=dict(type="bool", default=False),
+        maintenance_database=dict(type="str", default="postgres"),
+    )
+    return spec
+
+
+def verified_manifest(module: AnsibleModule) -> tuple[dict, str]:
+    """The manifest and its dump path, after checking size and sha256; fails otherwise."""
+    try:
+        manifest = read_manifest(module.params["manifest"])
+    except (OSError, ValueError) as error:
+        module.fail_json(msg="Unreadable manifest: {0}".format(error))
+    dump = os.path.join(os.path.dirname(module.params["manifest"]), manifest["dump_file"])
+    if not os.path.isfile(dump):
+        module.fail_json(msg="Dump file {0} is missing; nothing was touched".format(dump))
+    size = os.path.getsize(dump)
+    digest = sha256_of_file(dump)
+    if size != manifest["dump_bytes"] or digest != manifest["sha256"]:
+        module.fail_json(
+            msg="Dump {0} does not match its manifest (size {1} vs {2}, sha256 {3} vs {4}):"
+            " the file is corrupted or was changed; nothing was touched".format(
+                dump, size, manifest["dump_bytes"], digest, manifest["sha256"]
+            )
+        )
+    return manifest, dump
+
+
+def user_relation_count(module: AnsibleModule) -> int:
+    connection = connect(module, autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            return int(fetch_value(cursor, USER_RELATIONS))
+    finally:
+        connection.close()
+
+
+def check_extension_version(module: AnsibleModule, maintenance, manifest: dict) -> None:
+    extension = manifest.get("extension")
+    if not extension:
+        return
+    with maintenance.cursor() as cursor:
+        available = fetch_value(
+            cursor,
+            "SELECT 1 FROM pg_catalog.pg_available_extension_versions"
+            " WHERE name = 'timescaledb' AND version = %s",
+            (extension["version"],),
+        )
+    if not available:
+        module.fail_json(
+            msg="The dump needs TimescaleDB {0}, which this server does not offer;"
+            " nothing was touched".format(extension["version"])
+        )
+
+
+def compare_with_manifest(module: AnsibleModule, manifest: dict) -> dict:
+    connection = connect(module)
+    connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    try:
+        with connection.cursor() as cursor:
+            stabilise_session(cursor)
+            found = table_fingerprints(cursor, list(manifest["tables"]))
+    finally:
+        connection.rollback()
+        connection.close()
+    differences = [
+        "{0}: {1} rows expected, {2} found{3}".format(
+            table,
+            expected["rows"],
+            found[table]["rows"],
+            "" if found[table]["content_sha256"] == expected["content_sha256"]
+            else ", content differs",
+        )
+        for table, expected in manifest["tables"].items()
+        if found[table] != expected
+    ]  # fmt: skip
+    if differences:
+        module.fail_json(
+            msg="Restored data differs from the manifest: {0}".format("; ".join(differences))
+        )
+    return {table: fingerprint["rows"] for table, fingerprint in found.items()}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    require_psycopg2(module)
+    params = module.params
+    database = params["database"]
+    manifest, dump = verified_manifest(module)
+    tool = Tool.from_params(params)
+    command = tool.command("pg_restore", params, database, "--single-transaction",
+                           "--exit-on-error")  # fmt: skip
+    log = SqlLog()
+    maintenance = connect(module, params["maintenance_database"], autocommit=True)
+    exists = database_exists(maintenance, database)
+    if exists and user_relation_count(module) and not params["replace"]:
+        module.fail_json(
+            msg="Database {0} already holds tables; set replace=true to drop it and"
+            " restore {1}".format(database, manifest["id"])
+        )
+    check_extension_version(module, maintenance, manifest)
+    extension = manifest.get("extension")
+    with maintenance.cursor() as cursor:
+        statements = []
+        if exists:
+            statements.append(sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(database)))
+        statements.append(sql.SQL("CREATE DATABASE {0}").format(quoted(database)))
+        for statement in statements:
+            if module.check_mode:
+                log.record(cursor, statement)
+            else:
+                log.execute(cursor, statement)
+    result = dict(changed=True, backup_id=manifest["id"], command=command)
+    if module.check_mode:
+        with maintenance.cursor() as cursor:
+            if extension:
+                log.record(cursor, "CREATE EXTENSION IF NOT EXISTS timescaledb VERSION %s",
+                           (extension["version"],))  # fmt: skip
+                log.record(cursor, "SELECT timescaledb_pre_restore()")
+                log.record(cursor, "SELECT timescaledb_post_restore()")
+            log.record(cursor, "ANALYZE")
+        module.exit_json(queries=log.executed_queries, **result)
+    target = connect(module, autocommit=True)
+    try:
+        with target.cursor() as cursor:
+            if extension:
+                log.execute(cursor, "CREATE EXTENSION IF NOT EXISTS timescaledb VERSION %s",
+                            (extension["version"],))  # fmt: skip
+                log.execute(cursor, "SELECT timescaledb_pre_restore()")
+            try:
+                restore_from_file(command, tool.environment(params), dump)
+            finally:
+                if extension:
+                    log.execute(cursor, "SELECT timescaledb_post_restore()")
+            log.execute(cursor, "ANALYZE")
+    except (ToolError, psycopg2.Error, OSError) as error:
+        module.fail_json(msg="Restore failed: {0}".format(error), queries=log.executed_queries)
+    finally:
+        target.close()
+    result["verified"] = compare_with_manifest(module, manifest)
+    module.exit_json(queries=log.executed_queries, **result)
+
+
+if __name__ == "__main__":
+    main()
