@@ -1,0 +1,180 @@
+"""timescaledb_backup / timescaledb_restore against real servers, run through Ansible."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import connection_args, insert_usage_rows, query
+
+# Each table's full content in a client-independent text form, ordered: an independent check
+# of what the modules' own fingerprints claim.
+TABLE_CONTENT = (
+    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
+    " FROM {table} AS t"
+)
+TABLES = ("llm_consumption", "llm_provider_usage", "llm_collector_state")
+
+
+def table_contents(server, database: str) -> dict[str, tuple]:
+    contents = {}
+    for table in TABLES:
+        rows = query(
+            server,
+            database,
+            "SET TimeZone = 'UTC'; SET extra_float_digits = 1; "
+            + TABLE_CONTENT.format(table=table),
+        )
+        contents[table] = rows[0]
+    return contents
+
+
+@pytest.fixture
+def populated(server, database_name, run_module):
+    """A database brought up by timescaledb_init and filled with varied rows in every table."""
+    args = connection_args(server, database_name)
+    assert not run_module("timescaledb_init", args).failed
+    insert_usage_rows(server, database_name, 3000, days_back=40)
+    query(server, database_name, """
+        INSERT INTO llm_provider_usage (bucket_start, bucket_seconds, provider, source, model,
+            input_tokens, output_tokens, requests, cost_amount)
+        SELECT date_trunc('day', now()) - make_interval(days => d), 86400, 'openai',
+               'openai_costs', 'gpt-4.1', d * 1000, d * 10, d, d * 0.0123456789
+        FROM generate_series(1, 60) AS d;
+        INSERT INTO llm_collector_state VALUES ('openai_usage', now(), 'cursor-1', now()),
+                                               ('anthropic_usage', now(), NULL, now());
+    """)  # fmt: skip
+    return args
+
+
+def backup_args(server, args: dict, dest: Path, **extra) -> dict:
+    return dict(args, container=server.name, dest=str(dest), **extra)
+
+
+def test_backup_drop_restore_gives_identical_tables(server, populated, tmp_path, run_module):
+    database = populated["database"]
+    before = table_contents(server, database)
+    assert before["llm_consumption"][0] == 3000
+
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    assert backup.changed and not backup.failed, backup.result
+    manifest = backup.result["manifest"]
+    assert {table: manifest["tables"][table]["rows"] for table in TABLES} == {
+        "llm_consumption": 3000, "llm_provider_usage": 60, "llm_collector_state": 2,
+    }  # fmt: skip
+    assert os.stat(backup.result["dump_path"]).st_mode & 0o777 == 0o600
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".partial")]
+
+    query(server, "postgres", f'DROP DATABASE "{database}" WITH (FORCE)')
+    restore = run_module(
+        "timescaledb_restore",
+        dict(populated, container=server.name, manifest=backup.result["manifest_path"]),
+    )
+    assert restore.changed and not restore.failed, restore.result
+    assert restore.result["verified"]["llm_consumption"] == 3000
+
+    assert table_contents(server, database) == before
+    assert not run_module("timescaledb_init", populated).changed
+
+
+def test_corrupted_backup_is_refused_before_anything_is_touched(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    dump = Path(backup.result["dump_path"])
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    dump.write_bytes(bytes(data))
+    before = table_contents(server, populated["database"])
+
+    refused = run_module(
+        "timescaledb_restore",
+        dict(populated, container=server.name, manifest=backup.result["manifest_path"],
+             replace=True),
+    )  # fmt: skip
+    assert refused.failed and not refused.changed
+    assert "corrupted or was changed; nothing was touched" in refused.result["msg"]
+    assert table_contents(server, populated["database"]) == before
+
+
+def test_non_empty_target_needs_replace(server, populated, tmp_path, run_module):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    query(server, populated["database"], "DELETE FROM llm_collector_state")
+    restore_args = dict(populated, container=server.name, manifest=backup.result["manifest_path"])
+
+    refused = run_module("timescaledb_restore", restore_args)
+    assert refused.failed and "set replace=true" in refused.result["msg"]
+    assert query(server, populated["database"], "SELECT count(*) FROM llm_collector_state") == [
+        (0,)
+    ]
+
+    planned = run_module("timescaledb_restore", dict(restore_args, replace=True), check=True)
+    assert planned.changed and planned.result["queries"][0].startswith("DROP DATABASE")
+    assert query(server, populated["database"], "SELECT count(*) FROM llm_collector_state") == [
+        (0,)
+    ]
+
+    replaced = run_module("timescaledb_restore", dict(restore_args, replace=True))
+    assert replaced.changed and not replaced.failed, replaced.result
+    assert replaced.result["verified"]["llm_collector_state"] == 2
+
+
+def test_restore_fails_when_content_differs_from_the_manifest(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    manifest_path = Path(backup.result["manifest_path"])
+    manifest = json.loads(manifest_path.read_text())
+    manifest["tables"]["llm_provider_usage"]["content_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+
+    restore = run_module(
+        "timescaledb_restore",
+        dict(populated, container=server.name, manifest=str(manifest_path), replace=True),
+    )
+    assert restore.failed
+    assert (
+        "llm_provider_usage: 60 rows expected, 60 found, content differs" in (restore.result["msg"])
+    )
+
+
+def test_check_mode_backup_writes_nothing(server, populated, tmp_path, run_module):
+    dest = tmp_path / "backups"
+    planned = run_module("timescaledb_backup", backup_args(server, populated, dest), check=True)
+    assert planned.changed and not planned.failed, planned.result
+    assert "pg_dump" in planned.result["command"]
+    assert not dest.exists()
+
+
+def test_retention_keeps_daily_and_weekly_backups(timescaledb_server, database_name, tmp_path,
+                                                  run_module):  # fmt: skip
+    server = timescaledb_server
+    args = connection_args(server, database_name)
+    assert not run_module("timescaledb_init", args).failed
+    # Older backups, newest first: two on one day, then one a day, then weekly-spaced ones.
+    stamps = ["20260101T120000Z", "20260101T020000Z", "20251231T020000Z", "20251230T020000Z",
+              "20251222T020000Z", "20251215T020000Z", "20251201T020000Z"]  # fmt: skip
+    for stamp in stamps:
+        for suffix in (".dump", ".manifest.json"):
+            (tmp_path / f"aicost-{stamp}{suffix}").write_text("{}")
+    (tmp_path / "other-20200101T000000Z.manifest.json").write_text("{}")
+
+    backup = run_module(
+        "timescaledb_backup", backup_args(server, args, tmp_path, keep_daily=3, keep_weekly=3)
+    )
+    assert not backup.failed, backup.result
+    # Daily: today's new backup, 2026-01-01 12:00, 2025-12-31. Weekly (ISO weeks): the new
+    # one's week, 2026-01-01 12:00 (week 1 of 2026), 2025-12-22 (week 52).
+    assert sorted(backup.result["pruned"]) == [
+        "aicost-20251201T020000Z", "aicost-20251215T020000Z", "aicost-20251230T020000Z",
+        "aicost-20260101T020000Z",
+    ]  # fmt: skip
+    remaining = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".manifest.json"))
+    assert remaining == sorted([
+        "aicost-20260101T120000Z.manifest.json", "aicost-20251231T020000Z.manifest.json",
+        "aicost-20251222T020000Z.manifest.json", backup.result["backup_id"] + ".manifest.json",
+        "other-20200101T000000Z.manifest.json",
+    ])  # fmt: skip

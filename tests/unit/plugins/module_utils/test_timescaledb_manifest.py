@@ -1,0 +1,86 @@
+"""Backup names, manifests and retention."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_manifest import (
+    StoredBackup,
+    backup_id,
+    backup_time,
+    expired_backups,
+    list_backups,
+    read_manifest,
+    write_json_atomically,
+)
+
+UTC = datetime.UTC
+
+
+def at(text: str) -> StoredBackup:
+    when = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    return StoredBackup(backup_id("aicost", when), when)
+
+
+def test_backup_id_round_trips_in_utc():
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    local = datetime.datetime(2026, 3, 1, 1, 30, tzinfo=plus_two)
+    identifier = backup_id("aicost", local)
+    assert identifier == "aicost-20260228T233000Z"
+    assert backup_time(identifier) == local
+    assert backup_time("aicost-latest") is None
+
+
+def test_one_backup_per_day_and_per_week_survives():
+    backups = [
+        at(t)
+        for t in (
+            "2026-03-10 03:00",
+            "2026-03-10 01:00",
+            "2026-03-09 03:00",
+            "2026-03-08 03:00",
+            "2026-03-01 03:00",
+            "2026-02-20 03:00",
+        )
+    ]
+    expired = expired_backups(backups, keep_daily=2, keep_weekly=2)
+    # Daily: 03-10 03:00, 03-09. Weekly: ISO week 11 (03-10 03:00), week 10 (03-08).
+    assert [b.taken_at.strftime("%m-%d %H") for b in expired] == [
+        "03-10 01",
+        "03-01 03",
+        "02-20 03",
+    ]
+
+
+def test_the_newest_backup_always_survives():
+    backups = [at("2026-03-10 03:00"), at("2026-03-09 03:00")]
+    assert expired_backups(backups, keep_daily=1, keep_weekly=0) == [backups[1]]
+
+
+def test_only_complete_backups_of_the_prefix_are_listed(tmp_path):
+    (tmp_path / "aicost-20260310T030000Z.manifest.json").write_text("{}")
+    (tmp_path / "aicost-20260311T030000Z.dump").write_text("")  # no manifest: incomplete
+    (tmp_path / "other-20260310T030000Z.manifest.json").write_text("{}")
+    assert [b.id for b in list_backups(str(tmp_path), "aicost")] == ["aicost-20260310T030000Z"]
+
+
+def test_manifest_is_written_atomically_and_validated(tmp_path):
+    path = tmp_path / "m.json"
+    document = {
+        "format": 1,
+        "id": "x",
+        "dump_file": "x.dump",
+        "dump_bytes": 1,
+        "sha256": "0",
+        "tables": {},
+    }
+    write_json_atomically(str(path), document)
+    assert json.loads(path.read_text()) == document
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    assert read_manifest(str(path)) == document
+    path.write_text(json.dumps({"format": 2}))
+    with pytest.raises(ValueError, match="unsupported manifest format"):
+        read_manifest(str(path))
