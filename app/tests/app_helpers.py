@@ -1,4 +1,4 @@
-"""Run the real service (build_runtime) on a loopback port in a background thread."""
+"""Test helpers: the shared schema in a database, the real service on a loopback port."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import psycopg2
+import requests
 from aiohttp import web
+from cost_monitor import schema
 from cost_monitor.config import Config
 from cost_monitor.service import Runtime, build_runtime
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass
@@ -51,3 +55,30 @@ def running_app(config: Config, run_collectors: bool = False) -> Iterator[Runnin
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(15)
+
+
+def create_schema(dsn: str) -> None:
+    """The tables as timescaledb_init creates them (from the same schema module)."""
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        for table in schema.TABLES.values():
+            cursor.execute(schema.create_table_sql(table))
+            for index in table.indexes:
+                cursor.execute(schema.create_index_sql(table, index))
+            if table.time_column:
+                cursor.execute(
+                    "SELECT create_hypertable(%s, by_range(%s), if_not_exists => TRUE)",
+                    (table.name, table.time_column),
+                )
+    conn.close()
+
+
+def metric_value(url: str, name: str, **labels: str) -> float | None:
+    """One sample from the app's /metrics, whatever the label order."""
+    text = requests.get(url + "/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None

@@ -19,23 +19,25 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cost_monitor import storage
-from cost_monitor.metrics import Metrics
+from cost_monitor.metrics import TEXT_CONTENT_TYPE, Metrics, render_text
 from cost_monitor.pricing import PriceCatalog, price_records
 from cost_monitor.records import BodyError, IngestLimits, ParsedBatch, parse_body
 from cost_monitor.sink import Outcome, Refused, Sink, SpoolFull
 
 log = logging.getLogger(__name__)
-JSON_TYPES = (
-    "application/json",
-    "application/x-ndjson",
-    "application/ndjson",
-    "application/jsonl",
-    "application/json-seq",
-    "text/plain",
-    "",
+# application/octet-stream is what aiohttp reports when a client sends no Content-Type.
+JSON_TYPES = frozenset(
+    {
+        "application/json",
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/json-seq",
+        "application/octet-stream",
+        "text/plain",
+    }
 )
 
 
@@ -179,5 +181,5 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    output = generate_latest(request.app[SERVICES].metrics.registry)
-    return web.Response(body=output, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    output = render_text(request.app[SERVICES].metrics.registry)
+    return web.Response(body=output, headers={"Content-Type": TEXT_CONTENT_TYPE})

@@ -66,7 +66,12 @@ def connect(**kwargs: Any) -> Connection:
 
 
 def _text(value: str | None) -> str:
-    return NULL if value is None else value.translate(_ESCAPES)
+    if value is None:
+        return NULL
+    # isprintable() is False for tab, newline and CR; only then (or with a backslash) escape.
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.translate(_ESCAPES)
 
 
 def encode_rows(records: Iterable[UsageRecord]) -> bytes:
@@ -77,7 +82,7 @@ def encode_rows(records: Iterable[UsageRecord]) -> bytes:
             "\t".join(
                 (
                     r.time.isoformat(),
-                    str(r.event_id),
+                    r.event_id,
                     _text(r.provider),
                     _text(r.model),
                     _text(r.operation),

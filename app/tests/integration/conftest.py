@@ -7,7 +7,7 @@ import subprocess
 
 import psycopg2
 import pytest
-from cost_monitor import schema
+from app_helpers import create_schema
 from cost_monitor.config import Config, load_config
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container
 
@@ -35,23 +35,6 @@ def _require_docker():
         pytest.fail(
             f"integration tests need Docker and {TIMESCALEDB_IMAGE} (tests/images/build.sh)"
         )
-
-
-def create_schema(dsn: str) -> None:
-    """The tables as timescaledb_init creates them (from the same schema module)."""
-    conn = psycopg2.connect(dsn)
-    with conn, conn.cursor() as cursor:
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        for table in schema.TABLES.values():
-            cursor.execute(schema.create_table_sql(table))
-            for index in table.indexes:
-                cursor.execute(schema.create_index_sql(table, index))
-            if table.time_column:
-                cursor.execute(
-                    "SELECT create_hypertable(%s, by_range(%s), if_not_exists => TRUE)",
-                    (table.name, table.time_column),
-                )
-    conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import orjson
 import requests
-from app_helpers import running_app
+from app_helpers import metric_value, running_app
 from cost_monitor.config import Budget
 from cost_monitor.pricing import PriceCatalog
 
@@ -59,7 +59,14 @@ def test_ingested_batch_is_priced_and_stored(database, conn, tmp_path):
         response = post(app, records)
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 501, "rejected": [], "stored": "database"}
-        metrics = requests.get(app.url + "/metrics", timeout=5).text
+        database_up = metric_value(app.url, "llm_database_up")
+        unpriced = metric_value(
+            app.url,
+            "llm_unpriced_tokens_total",
+            provider="openai",
+            model="mystery-model",
+            token_type="input",
+        )
     catalog = PriceCatalog.load()
     expected = sum(
         catalog.price("gpt-5-mini", "openai", r["input_tokens"], 200, 0, 100, 50)
@@ -72,8 +79,8 @@ def test_ingested_batch_is_priced_and_stored(database, conn, tmp_path):
         scalar(conn, "SELECT cost_source FROM llm_consumption WHERE model = 'mystery-model'")
         is None
     )
-    assert "llm_database_up 1.0" in metrics
-    assert 'llm_unpriced_tokens_total{model="mystery-model"' in metrics
+    assert database_up == 1
+    assert unpriced == records[-1]["input_tokens"]
 
 
 def test_resent_event_ids_are_stored_once(database, conn, tmp_path):
@@ -92,23 +99,14 @@ def test_budget_spend_starts_from_what_the_database_holds(database, conn, tmp_pa
     with running_app(config) as app:
         post(app, batch(1, cost_usd="0.5"))
         deadline = time.monotonic() + 10
-        line = ""
         while time.monotonic() < deadline:
-            text = requests.get(app.url + "/metrics", timeout=5).text
-            line = next(
-                (
-                    x
-                    for x in text.splitlines()
-                    if x.startswith("llm_budget_spend_usd{")
-                    and 'project="search"' in x
-                    and 'period="day"' in x
-                ),
-                "",
-            )
-            if line.endswith(" 4.25"):
+            spend = metric_value(app.url, "llm_budget_spend_usd", project="search", period="day")
+            if spend == 4.25:
                 break
             time.sleep(0.2)
-        assert line.endswith(" 4.25"), line
+        assert spend == 4.25
+        total = metric_value(app.url, "llm_budget_spend_usd", project="_all", period="month")
+        assert total == 4.25
 
 
 def test_report_prints_spend_by_provider_and_model(database, conn, tmp_path):

@@ -11,7 +11,7 @@ from cost_monitor.records import UsageRecord
 def record(**fields):
     base = dict(
         time=datetime(2026, 11, 28, 10, tzinfo=UTC),
-        event_id=uuid.uuid4(),
+        event_id=str(uuid.uuid4()),
         provider="openai",
         model="gpt-5",
         input_tokens=10,
@@ -36,7 +36,7 @@ def test_copy_round_trips_awkward_values(conn):
         cursor.execute(
             "SELECT feature, cost_usd, duration_seconds, metadata, reasoning_tokens, time"
             " FROM llm_consumption WHERE event_id = %s",
-            (str(awkward.event_id),),
+            (awkward.event_id,),
         )
         row = cursor.fetchone()
     assert row[0] == awkward.feature

@@ -11,7 +11,7 @@ import time
 import orjson
 import pytest
 import requests
-from app_helpers import running_app
+from app_helpers import metric_value, running_app
 from cost_monitor.config import Budget, load_config
 from cost_monitor.spool import Spool
 
@@ -140,11 +140,9 @@ def test_spooled_records_count_in_cost_metrics_and_budgets(tmp_path):
         post(app, [{**GOOD, "project": "search", "cost_usd": "0.25"}], token=None)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            spend = metric(app, 'llm_budget_spend_usd{period="day",project="search"}')
-            if spend and spend[0].endswith(" 0.25"):
+            spend = metric_value(app.url, "llm_budget_spend_usd", project="search", period="day")
+            if spend == 0.25:
                 break
             time.sleep(0.1)
-        assert spend == ['llm_budget_spend_usd{period="day",project="search"} 0.25']
-        assert metric(app, 'llm_budget_limit_usd{period="day",project="search"}')[0].endswith(
-            " 1.0"
-        )
+        assert spend == 0.25
+        assert metric_value(app.url, "llm_budget_limit_usd", project="search", period="day") == 1.0

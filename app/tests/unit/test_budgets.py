@@ -20,7 +20,7 @@ class Clock:
 def record(when, project, cost):
     return UsageRecord(
         time=when,
-        event_id=uuid.uuid4(),
+        event_id=str(uuid.uuid4()),
         provider="openai",
         model="gpt-5",
         project=project,

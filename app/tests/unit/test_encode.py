@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,7 +10,7 @@ from cost_monitor.storage import COPY_COLUMNS, encode_rows
 def test_copy_text_escapes_separators_and_marks_nulls():
     record = UsageRecord(
         time=datetime(2026, 11, 28, 10, 30, tzinfo=UTC),
-        event_id=uuid.UUID("6f1c0a8e-6b1c-4a53-9a57-1f0d1c7f3b10"),
+        event_id="6f1c0a8e-6b1c-4a53-9a57-1f0d1c7f3b10",
         provider="openai",
         model="gpt-5",
         feature="tab\there\nnew\\line",

@@ -4,14 +4,16 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from cost_monitor.metrics import OTHER, LabelBounds, Metrics
+from cost_monitor.metrics import OTHER, LabelBounds, Metrics, render_text
 from cost_monitor.records import UsageRecord
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def record(**fields):
     base = dict(
         time=datetime(2026, 11, 28, tzinfo=UTC),
-        event_id=uuid.uuid4(),
+        event_id=str(uuid.uuid4()),
         provider="openai",
         model="gpt-5",
         project="search",
@@ -63,3 +65,29 @@ def test_batch_counts_cost_tokens_requests_and_unpriced_tokens():
         )
         == 1
     )
+
+
+def parsed_samples(text: str) -> set[tuple[str, frozenset, float]]:
+    return {
+        (sample.name, frozenset(sample.labels.items()), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+def test_hand_written_exposition_matches_the_client_library():
+    registry = CollectorRegistry()
+    metrics = Metrics(LabelBounds(["search"], ["gpt-5"], 10), registry)
+    metrics.record_batch(
+        [
+            record(cost_usd=Decimal("0.5"), cost_source="computed", duration_seconds=0.3),
+            record(model='we"ird\\model\nname', status="error"),
+        ]
+    )
+    metrics.spool_bytes.set(float("inf"))
+    ours = render_text(registry).decode()
+    reference = generate_latest(registry).decode()
+    assert parsed_samples(ours) == parsed_samples(reference)
+    assert "# TYPE llm_cost_usd_total counter" in ours
+    assert "# TYPE llm_request_duration_seconds histogram" in ours

@@ -114,7 +114,7 @@ def test_files_and_overrides_merge_field_by_field(tmp_path):
 def record(**fields):
     base = dict(
         time=datetime(2026, 11, 28, tzinfo=UTC),
-        event_id=uuid.uuid4(),
+        event_id=str(uuid.uuid4()),
         provider="openai",
         model="test-model",
         input_tokens=1000,

@@ -42,7 +42,8 @@ def test_valid_record_gets_defaults_and_an_event_id():
     (record,) = parsed.records
     assert record.time == datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
     assert (record.operation, record.source, record.status) == ("chat", "api", "ok")
-    assert isinstance(record.event_id, uuid.UUID)
+    assert uuid.UUID(record.event_id).version == 4
+    assert str(uuid.UUID(record.event_id)) == record.event_id
     assert record.project == "search"
     assert record.cost_usd is None
 
@@ -53,9 +54,16 @@ def test_single_object_body_is_a_batch_of_one():
 
 
 def test_client_event_id_is_kept_for_idempotent_resends():
-    event_id = "6f1c0a8e-6b1c-4a53-9a57-1f0d1c7f3b10"
+    event_id = "6F1C0A8E-6B1C-4A53-9A57-1F0D1C7F3B10"
     (record,) = parse([good(event_id=event_id)]).records
-    assert record.event_id == uuid.UUID(event_id)
+    assert record.event_id == event_id.lower()
+
+
+def test_generated_event_ids_are_distinct_version_4_uuids():
+    records = parse([good()] * 600).records
+    ids = {record.event_id for record in records}
+    assert len(ids) == 600
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
 
 
 def test_otel_names_are_aliases_and_totals_are_split_into_parts():

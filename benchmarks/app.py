@@ -1,0 +1,367 @@
+"""Cost monitor benchmarks: each figure beside a baseline measured in the same run.
+
+    python benchmarks/app.py [--rows 200000] [--seconds 10]
+
+1. database ingest: rows/s through the app's writer (encode + COPY + commit) vs `psql \\copy`
+   of the same rows (the machine's limit); target ratio >= 0.5.
+2. HTTP ingest end to end (a `cost-monitor serve` process, batches of 500, committed to the
+   database before the answer) vs a bare aiohttp server that only parses the same bodies;
+   target >= 20,000 records/s.
+3. GET /metrics with about 2,000 series vs GET /healthz; target < 50 ms. Resident memory of
+   the server under the HTTP load; target < 200 MB.
+
+Needs Docker and the aicost-test/timescaledb:pg17 image (tests/images/build.sh). Prints
+figures and never fails on them: targets are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import psycopg2
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+sys.path.insert(0, str(REPO / "app" / "tests"))
+
+from app_helpers import create_schema  # noqa: E402
+from cost_monitor import storage  # noqa: E402
+from cost_monitor.pricing import PriceCatalog, price_records  # noqa: E402
+from cost_monitor.records import IngestLimits, parse_body  # noqa: E402
+from pgcontainer import TIMESCALEDB_IMAGE, postgres_container  # noqa: E402
+
+MODELS = ["gpt-5-mini", "gpt-5", "gpt-4.1-mini", "o4-mini", "gpt-5-nano"]
+BARE_SERVER = """
+import sys, orjson
+from aiohttp import web
+async def ingest(request):
+    records = orjson.loads(await request.read())
+    return web.Response(body=orjson.dumps({"accepted": len(records)}), status=200,
+                        content_type="application/json")
+app = web.Application(client_max_size=64 << 20)
+app.router.add_post("/v1/ingest", ingest)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def records(count: int, start: int = 0) -> list[dict]:
+    now = datetime.now(UTC).isoformat()
+    return [
+        {
+            "time": now,
+            "provider": "openai",
+            "model": MODELS[i % len(MODELS)],
+            "operation": "chat",
+            "project": f"project-{i % 10}",
+            "customer_id": f"customer-{i % 997}",
+            "user_id": f"user-{i % 5003}",
+            "feature": "search",
+            "request_id": f"req-{start + i}",
+            "input_tokens": 1200 + i % 500,
+            "cache_read_tokens": 256,
+            "output_tokens": 300 + i % 100,
+            "reasoning_tokens": 64,
+            "duration_seconds": 0.8,
+        }
+        for i in range(count)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def truncate(dsn: str) -> None:
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cursor:
+        cursor.execute("TRUNCATE llm_consumption")
+    conn.close()
+
+
+def bench_database(dsn: str, rows: int, batch_rows: int) -> tuple[float, float, float]:
+    """(app writer rows/s, psql rows/s, idempotent replay rows/s) for the same rows."""
+    body = orjson.dumps(records(rows))
+    parsed = parse_body(body, "application/json", IngestLimits(max_batch_records=rows))
+    price_records(PriceCatalog.load(), parsed.records)
+    payload = storage.encode_rows(parsed.records)
+
+    truncate(dsn)
+    with tempfile.NamedTemporaryFile(suffix=".copy") as data:
+        data.write(payload)
+        data.flush()
+        columns = ", ".join(storage.COPY_COLUMNS)
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                "psql",
+                dsn,
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                f"\\copy llm_consumption ({columns}) FROM '{data.name}'",
+            ],
+            check=True,
+        )
+        psql_rate = rows / (time.perf_counter() - started)
+
+    truncate(dsn)
+    conn = storage.connect(dsn=dsn)
+    started = time.perf_counter()
+    for offset in range(0, rows, batch_rows):
+        storage.copy_rows(conn, storage.encode_rows(parsed.records[offset : offset + batch_rows]))
+    app_rate = rows / (time.perf_counter() - started)
+
+    truncate(dsn)
+    for record in parsed.records:
+        record.event_id = str(uuid.uuid4())
+    started = time.perf_counter()
+    for offset in range(0, rows, batch_rows):
+        chunk = storage.encode_rows(parsed.records[offset : offset + batch_rows])
+        storage.copy_rows_idempotent(conn, chunk)
+    replay_rate = rows / (time.perf_counter() - started)
+    conn.close()
+    return app_rate, psql_rate, replay_rate
+
+
+class Load:
+    """Keep-alive connections posting one pre-encoded batch as fast as answers come back."""
+
+    def __init__(self, port: int, body: bytes, batch: int, connections: int) -> None:
+        self.request = (
+            b"POST /v1/ingest HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        ) + body
+        self.port = port
+        self.batch = batch
+        self.connections = connections
+        self.accepted = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+
+    def run(self, seconds: float) -> float:
+        stop = time.monotonic() + seconds
+        threads = [
+            threading.Thread(target=self._worker, args=(stop,)) for _ in range(self.connections)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return self.accepted / (time.perf_counter() - started)
+
+    def _worker(self, stop: float) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        while time.monotonic() < stop:
+            sock.sendall(self.request)
+            status = reader.readline()
+            length = 0
+            while (header := reader.readline()) not in (b"\r\n", b""):
+                if header.lower().startswith(b"content-length"):
+                    length = int(header.split(b":")[1])
+            reader.read(length)
+            with self._lock:
+                if status.split()[1] in (b"200", b"202"):
+                    self.accepted += self.batch
+                else:
+                    self.failed += self.batch
+        sock.close()
+
+
+def wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_http(dsn: str, seconds: float, workdir: Path) -> dict[str, float]:
+    batch = 500
+    body = orjson.dumps(records(batch))
+    figures: dict[str, float] = {}
+
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        time.sleep(1.5)
+        figures["bare"] = Load(port, body, batch, connections=4).run(seconds)
+    finally:
+        bare.terminate()
+        bare.wait()
+
+    truncate(dsn)
+    port = free_port()
+    config = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "database": {"dsn": dsn},
+        "spool": {"directory": str(workdir / "spool")},
+        "logging": {"file": str(workdir / "cost-monitor.log")},
+        "metrics": {"projects": [f"project-{i}" for i in range(10)]},
+    }
+    config_file = workdir / "config.yml"
+    config_file.write_text(yaml.safe_dump(config))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cost_monitor", "--config", str(config_file), "serve"]
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url + "/readyz")
+        figures["rss_idle_mb"] = rss_mb(server.pid)
+        load = Load(port, body, batch, connections=4)
+        peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_mb(server.pid))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        figures["app"] = load.run(seconds)
+        done.set()
+        sampler.join()
+        figures["rss_load_mb"] = peak[0]
+        figures["failed"] = load.failed
+        conn = psycopg2.connect(dsn)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM llm_consumption")
+            figures["stored"] = cursor.fetchone()[0]
+        conn.close()
+        figures["acknowledged"] = load.accepted
+        figures.update(bench_metrics(url))
+    finally:
+        server.terminate()
+        server.wait()
+    return figures
+
+
+def bench_metrics(url: str) -> dict[str, float]:
+    """Grow the registry to about 2,000 series, then time /metrics against /healthz."""
+    now = datetime.now(UTC).isoformat()
+    extra = [
+        {
+            "time": now,
+            "provider": provider,
+            "model": model,
+            "project": f"project-{p}",
+            "operation": operation,
+            "input_tokens": 10,
+            "cache_read_tokens": 1,
+            "cache_write_tokens": 1,
+            "output_tokens": 1,
+            "reasoning_tokens": 1,
+        }
+        for provider, model in [
+            ("openai", "gpt-4o"),
+            ("anthropic", "claude-sonnet-4-5"),
+            ("anthropic", "claude-haiku-4-5"),
+            ("gcp.gemini", "gemini-2.5-pro"),
+            ("azure.ai.openai", "gpt-4.1"),
+        ]
+        for p in range(10)
+        for operation in ("chat", "embeddings")
+    ]
+    requests.post(url + "/v1/ingest", data=orjson.dumps(extra), timeout=30).raise_for_status()
+    text = requests.get(url + "/metrics", timeout=10).text
+    series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+    def timed(path: str) -> float:
+        samples = []
+        for _ in range(30):
+            started = time.perf_counter()
+            requests.get(url + path, timeout=10).raise_for_status()
+            samples.append(time.perf_counter() - started)
+        return statistics.median(samples) * 1000
+
+    return {"series": series, "metrics_ms": timed("/metrics"), "healthz_ms": timed("/healthz")}
+
+
+def line(name: str, value: float, unit: str, baseline_name: str, baseline: float, target: str):
+    ratio = value / baseline if baseline else float("nan")
+    print(
+        f"{name:<34} {value:>12,.1f} {unit:<10} {baseline_name:<26} {baseline:>12,.1f}"
+        f"  ratio {ratio:5.2f}  target {target}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--batch-rows", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    with (
+        postgres_container(TIMESCALEDB_IMAGE, prefix="a1-bench") as database,
+        tempfile.TemporaryDirectory() as workdir,
+    ):
+        create_schema(database.dsn)
+        app_rate, psql_rate, replay_rate = bench_database(database.dsn, args.rows, args.batch_rows)
+        http = bench_http(database.dsn, args.seconds, Path(workdir))
+    print(f"\ncost monitor benchmarks ({os.cpu_count()} CPUs, PostgreSQL 17 + TimescaleDB)")
+    line("db ingest, app writer", app_rate, "rows/s", "psql \\copy", psql_rate, ">= 0.5")
+    line("db ingest, spool replay path", replay_rate, "rows/s", "psql \\copy", psql_rate, "info")
+    line(
+        "http ingest, batches of 500",
+        http["app"],
+        "records/s",
+        "bare aiohttp+orjson",
+        http["bare"],
+        ">= 20,000 records/s",
+    )
+    line(
+        "GET /metrics",
+        http["metrics_ms"],
+        "ms",
+        "GET /healthz",
+        http["healthz_ms"],
+        f"< 50 ms ({http['series']:.0f} series)",
+    )
+    line(
+        "resident memory under load",
+        http["rss_load_mb"],
+        "MB",
+        "idle after start",
+        http["rss_idle_mb"],
+        "< 200 MB",
+    )
+    print(
+        f"http: {http['acknowledged']:.0f} records acknowledged, {http['stored']:.0f} stored, "
+        f"{http['failed']:.0f} refused"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
