@@ -20,7 +20,7 @@ description:
     was created or altered.
   - With the C(timescale) license, aggregates are continuous aggregates with refresh
     policies, and retention and columnstore are database policies. With Debian's
-    Apache-only TimescaleDB or with plain PostgreSQL it does not fail: aggregates become
+    Apache-only TimescaleDB or with plain PostgreSQL it does not fail; aggregates become
     plain materialized views and RV(scheduled_outside) lists what must run on a host timer
     (view refreshes, dropping old rows).
   - Schema evolution is additive. A change that would drop or rewrite data (a column type
