@@ -267,35 +267,45 @@ def bench_http(dsn: str, seconds: float, workdir: Path) -> dict[str, float]:
     return figures
 
 
-def bench_metrics(url: str) -> dict[str, float]:
+def bench_metrics(url: str, wanted_series: int = 2000) -> dict[str, float]:
     """Grow the registry to about 2,000 series, then time /metrics against /healthz."""
     now = datetime.now(UTC).isoformat()
-    extra = [
-        {
-            "time": now,
-            "provider": provider,
-            "model": model,
-            "project": f"project-{p}",
-            "operation": operation,
-            "input_tokens": 10,
-            "cache_read_tokens": 1,
-            "cache_write_tokens": 1,
-            "output_tokens": 1,
-            "reasoning_tokens": 1,
-        }
-        for provider, model in [
-            ("openai", "gpt-4o"),
-            ("anthropic", "claude-sonnet-4-5"),
-            ("anthropic", "claude-haiku-4-5"),
-            ("gcp.gemini", "gemini-2.5-pro"),
-            ("azure.ai.openai", "gpt-4.1"),
-        ]
-        for p in range(10)
-        for operation in ("chat", "embeddings")
+    models = [
+        ("openai", "gpt-4o"),
+        ("openai", "gpt-4.1"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("anthropic", "claude-opus-4-5"),
+        ("gcp.gemini", "gemini-2.5-pro"),
+        ("gcp.gemini", "gemini-2.5-flash"),
+        ("azure.ai.openai", "gpt-4.1"),
+        ("azure.ai.openai", "gpt-5"),
+        ("aws.bedrock", "amazon.nova-pro-v1:0"),
+        ("aws.bedrock", "amazon.nova-lite-v1:0"),
     ]
-    requests.post(url + "/v1/ingest", data=orjson.dumps(extra), timeout=30).raise_for_status()
-    text = requests.get(url + "/metrics", timeout=10).text
-    series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    series = 0
+    for provider, model in models:
+        extra = [
+            {
+                "time": now,
+                "provider": provider,
+                "model": model,
+                "project": f"project-{p}",
+                "operation": operation,
+                "input_tokens": 10,
+                "cache_read_tokens": 1,
+                "cache_write_tokens": 1,
+                "output_tokens": 1,
+                "reasoning_tokens": 1,
+            }
+            for p in range(10)
+            for operation in ("chat", "embeddings", "responses")
+        ]
+        requests.post(url + "/v1/ingest", data=orjson.dumps(extra), timeout=30).raise_for_status()
+        text = requests.get(url + "/metrics", timeout=10).text
+        series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+        if series >= wanted_series:
+            break
 
     def timed(path: str) -> float:
         samples = []

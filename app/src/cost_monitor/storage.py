@@ -55,6 +55,8 @@ if _missing:
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 NULL = "\\N"
+# psycopg2 reads COPY data in 8 KiB pieces by default, taking the GIL for each one.
+COPY_CHUNK = 1 << 20
 
 
 def connect(**kwargs: Any) -> Connection:
@@ -120,7 +122,7 @@ def _copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
 def copy_rows(conn: Connection, payload: bytes, columns: Sequence[str] = COPY_COLUMNS) -> None:
     """Append rows with one COPY and commit (fails on a duplicate event)."""
     with conn.cursor() as cursor:
-        cursor.copy_expert(_copy_statement(TABLE, columns), io.BytesIO(payload))
+        cursor.copy_expert(_copy_statement(TABLE, columns), io.BytesIO(payload), COPY_CHUNK)
     conn.commit()
 
 
@@ -142,7 +144,7 @@ def copy_rows_idempotent(
                 " ON COMMIT DELETE ROWS"
             ).format(sql.Identifier(staging), sql.Identifier(TABLE))
         )
-        cursor.copy_expert(_copy_statement(staging, columns), io.BytesIO(payload))
+        cursor.copy_expert(_copy_statement(staging, columns), io.BytesIO(payload), COPY_CHUNK)
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {table} ({names}) SELECT {names} FROM {staging}"
