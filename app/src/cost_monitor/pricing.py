@@ -64,9 +64,7 @@ class ModelPrice:
         rates = {
             name: Decimal(str(value))
             for name, value in entry.items()
-            if "cost" in name and "token" in name
-            and type(value) in (int, float)
-            and value >= 0
+            if "cost" in name and "token" in name and type(value) in (int, float) and value >= 0
         }
         if INPUT not in rates and OUTPUT not in rates:
             return None

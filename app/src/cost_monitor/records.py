@@ -76,9 +76,7 @@ OTEL_TOKEN_PARTS = {
     "gen_ai.usage.reasoning.output_tokens": "reasoning_tokens",
 }
 
-ALIAS_NAMES = frozenset(
-    [*FIELD_ALIASES, *OTEL_TOKEN_PARTS, OTEL_INPUT_TOTAL, OTEL_OUTPUT_TOTAL]
-)
+ALIAS_NAMES = frozenset([*FIELD_ALIASES, *OTEL_TOKEN_PARTS, OTEL_INPUT_TOTAL, OTEL_OUTPUT_TOTAL])
 TOKEN_FIELDS = (
     "input_tokens",
     "cache_read_tokens",
