@@ -128,24 +128,25 @@ class Sink:
 
     def _take(self, wait: float) -> tuple[list[_Submission], bool]:
         """Everything queued now (up to the row cap), waiting up to ``wait`` for the first."""
+        batch: list[_Submission] = []
+        rows = 0
         try:
-            first = self._queue.get(timeout=wait)
+            item = self._queue.get(timeout=wait)
         except queue.Empty:
-            return [], False
-        if first is None:
-            return self._take_rest([]), True
-        batch = [first]
-        rows = len(first.records)
-        while rows < self.max_rows_per_write:
+            return batch, False
+        while True:
+            if item is None:
+                return self._take_rest(batch), True
+            # A submission whose waiter was cancelled was never acknowledged: skip it.
+            if item.future.set_running_or_notify_cancel():
+                batch.append(item)
+                rows += len(item.records)
+            if rows >= self.max_rows_per_write:
+                return batch, False
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if item is None:
-                return self._take_rest(batch), True
-            batch.append(item)
-            rows += len(item.records)
-        return batch, False
+                return batch, False
 
     def _take_rest(self, batch: list[_Submission]) -> list[_Submission]:
         while True:
@@ -153,7 +154,7 @@ class Sink:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return batch
-            if item is not None:
+            if item is not None and item.future.set_running_or_notify_cancel():
                 batch.append(item)
 
     def _write(self, batch: list[_Submission]) -> None:
