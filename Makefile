@@ -1,0 +1,70 @@
+# The two commands: `make deploy` (the stack, on inventories/local by default) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export PY_COLORS := 0
+export ANSIBLE_FORCE_COLOR := 0
+INVENTORY ?= inventories/local/hosts.yml
+MOLECULE_SCENARIOS ?= default check
+
+.PHONY: deploy test demo demo-destroy setup controller collection-link images lint sanity \
+        unit functional molecule bench clean
+
+## deploy: converge the stack on $(INVENTORY) (installs the controller's Ansible first)
+deploy: controller collection-link
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+
+## test: everything CI runs, from a fresh machine
+test: setup collection-link lint unit images functional molecule sanity
+
+## demo: deploy the stack into a disposable local test VM (needs only Docker)
+demo: setup collection-link images
+	molecule converge -s demo
+	@echo "The demo VM is aicost-demo-vm1: docker exec -it aicost-demo-vm1 bash, then"
+	@echo "curl localhost:9090/api/v1/targets. Remove it with: make demo-destroy"
+
+demo-destroy:
+	molecule destroy -s demo
+
+controller:
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -c 'import ansible' 2>/dev/null || $(VENV)/bin/pip install -q -r requirements.txt
+
+setup:
+	tests/harness/setup-host.sh
+
+collection-link:
+	@mkdir -p .cache/collections/ansible_collections/aicost
+	@ln -sfn $(CURDIR) .cache/collections/ansible_collections/aicost/monitoring
+
+images:
+	tests/images/build.sh
+
+lint:
+	yamllint --strict .
+	ansible-lint --nocolor
+	ruff check .
+
+sanity:
+	tests/harness/sanity.sh
+
+unit:
+	pytest -q tests/unit
+	cd app && pytest -q -m 'not integration'
+
+functional:
+	pytest -q tests/functional
+	cd app && pytest -q -m integration
+
+molecule:
+	for scenario in $(MOLECULE_SCENARIOS); do molecule test -s $$scenario; done
+
+bench: setup collection-link images
+	python benchmarks/app.py
+	python benchmarks/timescaledb_backup.py
+
+clean:
+	-molecule destroy -s default; molecule destroy -s check; molecule destroy -s demo
+	rm -rf .cache /tmp/aicost-sanity
