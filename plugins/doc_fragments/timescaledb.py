@@ -48,6 +48,6 @@ options:
 requirements:
   - psycopg2 (or psycopg2-binary) on the host that runs the module.
 notes:
-  - Every statement that changes something is returned in RV(queries), with passwords
-    replaced by C(********).
+  - Statements that change something are returned in C(queries), passwords replaced by
+    C(********).
 """

@@ -97,7 +97,7 @@ class SqlLog:
 
     def render(self, cursor, query, params=None, secret: bool = False) -> str:
         if params is not None and secret:
-            params = tuple(REDACTED for _ in params)
+            params = (REDACTED,) * len(params)
         return cursor.mogrify(query, params).decode("utf-8")
 
     def record(self, cursor, query, params=None, secret: bool = False) -> None:

@@ -88,7 +88,8 @@ def dump_to_file(argv: list[str], env: dict[str, str], path: str) -> StreamResul
     # stderr goes to a file: a chatty tool must not block on a full pipe while we read stdout.
     with os.fdopen(descriptor, "wb") as target, tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=errors)
-        assert process.stdout is not None
+        if process.stdout is None:
+            raise ToolError("{0} gave no output stream".format(argv[0]))
         for chunk in iter(lambda: process.stdout.read(CHUNK), b""):
             target.write(chunk)
             digest.update(chunk)

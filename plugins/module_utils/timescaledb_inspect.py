@@ -354,8 +354,11 @@ def scram_matches(verifier: str | None, password: str) -> bool | None:
     if not verifier or not verifier.startswith("SCRAM-SHA-256$"):
         return None
     try:
-        _, iterations_salt, keys = verifier.split("$")
-        iterations, salt = iterations_salt.split(":")
+        scheme_parts = verifier.split("$")
+        if len(scheme_parts) != 3:
+            return None
+        iterations, salt = scheme_parts[1].split(":")
+        keys = scheme_parts[2]
         stored_key, server_key = keys.split(":")
         salted = hashlib.pbkdf2_hmac(
             "sha256", password.encode("utf-8"), base64.b64decode(salt), int(iterations)

@@ -74,10 +74,12 @@ attributes:
         and the backups retention would remove. Writes nothing.
   diff_mode:
     support: none
+    description:
+      - A dump has no before and after state to show.
 seealso:
   - module: aicost.monitoring.timescaledb_restore
 author:
-  - aicost.monitoring contributors
+  - aicost.monitoring maintainers (@aicost)
 """
 
 EXAMPLES = r"""

@@ -16,7 +16,7 @@ description:
     hypertables, indexes, the hourly and daily usage aggregates, a retention policy, a
     columnstore policy, a writer role for the app and a read-only role for Grafana.
   - Declarative and idempotent. It reads the database first and runs only the statements
-    that close the gap, all in one transaction, so RV(changed) is true only when something
+    that close the gap, all in one transaction, so C(changed) is true only when something
     was created or altered.
   - With the C(timescale) license, aggregates are continuous aggregates with refresh
     policies, and retention and columnstore are database policies. With Debian's
@@ -110,7 +110,7 @@ seealso:
   - module: aicost.monitoring.timescaledb_backup
   - module: aicost.monitoring.timescaledb_restore
 author:
-  - aicost.monitoring contributors
+  - aicost.monitoring maintainers (@aicost)
 """
 
 EXAMPLES = r"""

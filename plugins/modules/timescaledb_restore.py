@@ -61,10 +61,12 @@ attributes:
         would run. Changes nothing.
   diff_mode:
     support: none
+    description:
+      - A restore replaces the database as a whole; there is no finer before and after.
 seealso:
   - module: aicost.monitoring.timescaledb_backup
 author:
-  - aicost.monitoring contributors
+  - aicost.monitoring maintainers (@aicost)
 """
 
 EXAMPLES = r"""

@@ -6,6 +6,7 @@ temporary tree whose aicost/monitoring is this checkout.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 
 try:
-    import ansible_collections.aicost.monitoring.plugins  # noqa: F401
+    importlib.import_module("ansible_collections.aicost.monitoring.plugins")
 except ImportError:
     root = Path(tempfile.mkdtemp(prefix="aicost-collections-"))
     link = root / "ansible_collections" / "aicost" / "monitoring"
