@@ -124,6 +124,7 @@ async def ingest(request: web.Request) -> web.Response:
         return _unavailable(services)
     except Refused as error:
         return _json(500, {"error": f"the database refused the batch: {error}"}, services)
+    services.metrics.record_batch(parsed.records)
     if parsed.rejections:
         log.info(
             "ingest rejected %d of %d records",

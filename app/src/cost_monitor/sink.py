@@ -200,8 +200,8 @@ class Sink:
         self, batch: list[_Submission], records: list[UsageRecord], outcome: Outcome
     ) -> None:
         # On this thread, before the futures resolve: spend is loaded and added in one order.
+        # (Usage metrics are counted by the request handlers, off this thread.)
         self.tracker.add(records)
-        self.metrics.record_batch(records)
         for submission in batch:
             submission.future.set_result(outcome)
 
