@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from cost_monitor.cli import main
+
+
+def test_prices_quote_prints_the_cost_and_the_entry_used(capsys):
+    code = main(
+        [
+            "prices",
+            "--quote",
+            "gpt-5-mini-2025-08-07",
+            "--provider",
+            "openai",
+            "--input-tokens",
+            "1000000",
+            "--output-tokens",
+            "1000000",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    cost, unit, entry = out.split()
+    assert (Decimal(cost), unit, entry) == (Decimal("2.25"), "USD", "(gpt-5-mini)")
+
+
+def test_prices_quote_of_an_unknown_model_fails(capsys):
+    assert main(["prices", "--quote", "no-such-model"]) == 1
+    assert "no price" in capsys.readouterr().err
+
+
+def test_prices_list_filters_and_reads_extra_files(tmp_path, capsys):
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({"zz-house-model": {"input_cost_per_token": 2e-06}}))
+    assert main(["prices", "--file", str(extra), "zz-house"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:2] == ["zz-house-model", "2.0000"]
+    assert len(lines) == 2
+
+
+def test_bad_configuration_exits_2(tmp_path, capsys):
+    config = tmp_path / "config.yml"
+    config.write_text("nonsense: 1\n")
+    assert main(["--config", str(config), "prices"]) == 2
+    assert "nonsense" in capsys.readouterr().err
