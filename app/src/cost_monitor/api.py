@@ -21,7 +21,8 @@ import orjson
 from aiohttp import web
 
 from cost_monitor import storage
-from cost_monitor.metrics import TEXT_CONTENT_TYPE, Metrics, render_text
+from cost_monitor.exposition import TEXT_CONTENT_TYPE
+from cost_monitor.metrics import Metrics
 from cost_monitor.pricing import PriceCatalog, price_records
 from cost_monitor.records import BodyError, IngestLimits, ParsedBatch, parse_body
 from cost_monitor.sink import Outcome, Refused, Sink, SpoolFull
@@ -182,5 +183,5 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    output = render_text(request.app[SERVICES].metrics.registry)
+    output = request.app[SERVICES].metrics.render()
     return web.Response(body=output, headers={"Content-Type": TEXT_CONTENT_TYPE})

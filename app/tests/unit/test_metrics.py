@@ -4,7 +4,8 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from cost_monitor.metrics import OTHER, LabelBounds, Metrics, render_text
+from cost_monitor.exposition import render_registry
+from cost_monitor.metrics import OTHER, LabelBounds, Metrics
 from cost_monitor.records import UsageRecord
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,7 +26,12 @@ def record(**fields):
 
 
 def value(metrics, name, **labels):
-    return metrics.registry.get_sample_value(name, labels)
+    """A sample from the app's own exposition, read back with prometheus_client's parser."""
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
 
 
 def test_projects_outside_the_allow_list_and_models_over_the_cap_become_other():
@@ -76,18 +82,35 @@ def parsed_samples(text: str) -> set[tuple[str, frozenset, float]]:
     }
 
 
-def test_hand_written_exposition_matches_the_client_library():
+def test_registry_exposition_matches_the_client_library():
     registry = CollectorRegistry()
     metrics = Metrics(LabelBounds(["search"], ["gpt-5"], 10), registry)
+    metrics.count_rejections({'we"ird\\reason\n': 2, "wrong_type": 1})
+    metrics.spool_bytes.set(float("inf"))
+    metrics.write_seconds.observe(0.02)
+    lines: list[str] = []
+    render_registry(registry, lines)
+    ours = "\n".join(lines) + "\n"
+    assert parsed_samples(ours) == parsed_samples(generate_latest(registry).decode())
+
+
+def test_usage_series_render_as_valid_counters_and_histograms():
+    metrics = Metrics(LabelBounds(["search"], ["gpt-5"], 10))
     metrics.record_batch(
         [
             record(cost_usd=Decimal("0.5"), cost_source="computed", duration_seconds=0.3),
-            record(model='we"ird\\model\nname', status="error"),
+            record(cost_usd=Decimal("0.5"), cost_source="computed", duration_seconds=0.25),
+            record(model='we"ird\\model\nname', status="error", duration_seconds=400),
         ]
     )
-    metrics.spool_bytes.set(float("inf"))
-    ours = render_text(registry).decode()
-    reference = generate_latest(registry).decode()
-    assert parsed_samples(ours) == parsed_samples(reference)
-    assert "# TYPE llm_cost_usd_total counter" in ours
-    assert "# TYPE llm_request_duration_seconds histogram" in ours
+    text = metrics.render().decode()
+    assert "# TYPE llm_cost_usd_total counter" in text
+    assert "# TYPE llm_request_duration_seconds histogram" in text
+    gpt5 = dict(provider="openai", model="gpt-5", operation="chat")
+    assert value(metrics, "llm_request_duration_seconds_bucket", le="0.25", **gpt5) == 1
+    assert value(metrics, "llm_request_duration_seconds_bucket", le="0.5", **gpt5) == 2
+    assert value(metrics, "llm_request_duration_seconds_count", **gpt5) == 2
+    assert value(metrics, "llm_request_duration_seconds_sum", **gpt5) == 0.55
+    weird = dict(provider="openai", model='we"ird\\model\nname', operation="chat")
+    assert value(metrics, "llm_request_duration_seconds_bucket", le="+Inf", **weird) == 1
+    assert value(metrics, "llm_request_duration_seconds_bucket", le="300.0", **weird) == 0
