@@ -385,7 +385,8 @@ class _Context:
             if moment.tzinfo is None:
                 problems.append(("time", "timestamp needs a UTC offset, e.g. Z", "wrong_type"))
                 return None
-            moment = moment.astimezone(UTC)
+            if moment.tzinfo is not UTC:
+                moment = moment.astimezone(UTC)
         elif type(value) in (int, float):
             try:
                 moment = datetime.fromtimestamp(value, UTC)
@@ -404,6 +405,8 @@ class _Context:
         return moment
 
     def _provider(self, value: Any, problems: list[Problem]) -> str | None:
+        if type(value) is str and value in self.providers:
+            return value
         if not isinstance(value, str) or not value:
             problems.append(("provider", "required text", "missing"))
             return None
