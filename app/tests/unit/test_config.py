@@ -15,7 +15,7 @@ budgets:
   search: {daily_usd: 50, monthly_usd: 1000}
   _all: {monthly_usd: 5000}
 collectors:
-  openai_usage: {interval_seconds: 600, settings: {admin_key_file: /run/secrets/openai}}
+  openai_usage: {interval_seconds: 600, settings: {api_key_file: /run/secrets/openai}}
 """
     )
     config = load_config(path, environ={"COST_MONITOR_LISTEN_PORT": "9100"})
@@ -24,7 +24,7 @@ collectors:
     assert config.budgets["search"].daily_usd == 50.0
     assert config.budgets["_all"].daily_usd is None
     assert config.collectors["openai_usage"].interval_seconds == 600
-    assert config.collectors["openai_usage"].settings["admin_key_file"] == "/run/secrets/openai"
+    assert config.collectors["openai_usage"].settings["api_key_file"] == "/run/secrets/openai"
     assert config.metrics.projects == ["search", "chat"]
 
 
