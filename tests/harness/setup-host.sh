@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-apt_packages=(docker.io debootstrap python3-venv git rsync curl jq)
+apt_packages=(docker.io debootstrap python3-venv git rsync curl jq postgresql-client)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
