@@ -1,0 +1,148 @@
+"""The timescaledb role on a systemd test VM: stack up, timescaledb_init, host timers.
+
+The VM (tests/images/vm) runs systemd and its own Docker engine; the TimescaleDB stand-in
+image is loaded into it. Debian's TimescaleDB is Apache-only, so init must hand the view
+refreshes and the retention to systemd timers, and those timers must really work.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from pgcontainer import TIMESCALEDB_IMAGE
+
+from conftest import REPO
+
+VM_IMAGE = "aicost-test/vm:trixie"
+UNITS = (
+    "refresh-llm-consumption-hourly",
+    "refresh-llm-consumption-daily",
+    "retention-llm-consumption",
+)
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  vars:
+    stack_image_registry: docker.io
+    timescaledb_image: {image}
+    timescaledb_version: {tag}
+  tasks:
+    - ansible.builtin.import_role: {{name: aicost.monitoring.stack}}
+    - ansible.builtin.import_role: {{name: aicost.monitoring.timescaledb}}
+    - ansible.builtin.import_role: {{name: aicost.monitoring.stack, tasks_from: up}}
+    - ansible.builtin.import_role: {{name: aicost.monitoring.timescaledb, tasks_from: init}}
+"""
+
+
+def sh(*argv: str, input_bytes: bytes | None = None) -> str:
+    completed = subprocess.run(argv, input=input_bytes, capture_output=True, check=False)
+    if completed.returncode != 0:
+        raise AssertionError(f"{argv[:4]} failed: {completed.stderr.decode()[-2000:]}")
+    return completed.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def vm() -> Iterator[str]:
+    name = "b-vm-" + secrets.token_hex(4)
+    sh("docker", "run", "-d", "--name", name, "--hostname", name,
+       "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+       "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+       "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+       "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", f"{name}-docker:/var/lib/docker",
+       VM_IMAGE, "/lib/systemd/systemd")  # fmt: skip
+    try:
+        sh("docker", "exec", name, "sh", "-c",
+           "until systemctl is-system-running --wait >/dev/null 2>&1 ||"
+           " systemctl is-system-running | grep -q degraded; do sleep 1; done;"
+           " DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+           " docker.io docker-cli docker-compose python3-psycopg2")  # fmt: skip
+        image = subprocess.run(["docker", "save", TIMESCALEDB_IMAGE], capture_output=True,
+                               check=True).stdout  # fmt: skip
+        sh("docker", "exec", "-i", name, "docker", "load", "-q", input_bytes=image)
+        yield name
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
+        subprocess.run(["docker", "volume", "rm", f"{name}-docker"], capture_output=True,
+                       check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def converge(vm: str, tmp_path_factory: pytest.TempPathFactory, ansible_collections_path):
+    workdir = tmp_path_factory.mktemp("role")
+    playbook = workdir / "play.yml"
+    image, tag = TIMESCALEDB_IMAGE.split(":")
+    playbook.write_text(PLAYBOOK.format(image=image, tag=tag))
+
+    def run(*extra: str) -> str:
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ansible_collections_path))
+        completed = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", f"{vm},",
+             "-c", "community.docker.docker", "-e", "ansible_python_interpreter=/usr/bin/python3",
+             str(playbook), *extra],
+            cwd=REPO, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert completed.returncode == 0, completed.stdout[-4000:]
+        return completed.stdout
+
+    return run
+
+
+def recap(output: str) -> str:
+    return next(line for line in output.splitlines() if " ok=" in line)
+
+
+def psql(vm: str, statement: str) -> str:
+    return sh("docker", "exec", "-i", vm, "sh", "-c",
+              "cd /opt/aicost && docker compose exec -T timescaledb"
+              " psql -U postgres -d aicost -Atq",
+              input_bytes=statement.encode())  # fmt: skip
+
+
+def test_role_converges_then_changes_nothing_even_in_check_mode(vm, converge):
+    first = converge()
+    assert "changed=0" not in recap(first)
+    assert " changed=0 " in recap(converge())
+    assert " changed=0 " in recap(converge("--check"))
+    status = sh(
+        "docker", "exec", vm, "sh", "-c",
+        "cd /opt/aicost && docker compose ps --format '{{.Service}} {{.Status}}'",
+    )  # fmt: skip
+    assert status.startswith("timescaledb Up") and "(healthy)" in status
+    modes = sh("docker", "exec", vm, "stat", "-c", "%n %a %u",
+               *(f"/opt/aicost/secrets/timescaledb_{who}_password"
+                 for who in ("superuser", "writer", "reader")))  # fmt: skip
+    assert modes.split("\n")[:3] == [
+        "/opt/aicost/secrets/timescaledb_superuser_password 400 70",
+        "/opt/aicost/secrets/timescaledb_writer_password 400 0",
+        "/opt/aicost/secrets/timescaledb_reader_password 400 472",
+    ]
+
+
+def test_host_timers_refresh_the_views_and_drop_old_rows(vm, converge):
+    converge()
+    timers = sh("docker", "exec", vm, "systemctl", "list-timers", "aicost-timescaledb-*",
+                "--no-pager", "--all")  # fmt: skip
+    for unit in UNITS:
+        assert f"aicost-timescaledb-{unit}.timer" in timers
+    psql(vm, "INSERT INTO llm_consumption (time, event_id, provider, model) VALUES"
+             " (now(), gen_random_uuid(), 'openai', 'new'),"
+             " (now() - interval '3 years', gen_random_uuid(), 'openai', 'old')")  # fmt: skip
+    for unit in ("retention-llm-consumption", "refresh-llm-consumption-hourly"):
+        sh("docker", "exec", vm, "systemctl", "start", f"aicost-timescaledb-{unit}.service")
+        result = sh("docker", "exec", vm, "systemctl", "show", "-p", "Result",
+                    f"aicost-timescaledb-{unit}.service")  # fmt: skip
+        assert result.strip() == "Result=success"
+    assert psql(vm, "SELECT model FROM llm_consumption ORDER BY 1").split() == ["new"]
+    assert psql(vm, "SELECT model, requests FROM llm_consumption_hourly").strip() == "new|1"
+
+
+def test_timers_are_removed_when_no_longer_needed(vm, converge):
+    converge()
+    converge("-e", "timescaledb_host_timers=false")
+    units = sh("docker", "exec", vm, "sh", "-c", "ls /etc/systemd/system | grep aicost- || true")
+    assert units.strip() == ""
+    converge()  # back to the default for any later test
