@@ -132,6 +132,12 @@ manifest:
     server_version:
       description: PostgreSQL server version.
       type: str
+    duration_seconds:
+      description: Time from the snapshot to the dump on disk.
+      type: float
+    fingerprint_seconds:
+      description: Part of it spent counting and fingerprinting the tables.
+      type: float
     pg_dump_version:
       description: C(pg_dump --version) of the tool that wrote the dump.
       type: str
@@ -249,6 +255,7 @@ def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args
             stabilise_session(cursor)
             snapshot = fetch_value(cursor, "SELECT pg_export_snapshot()")
             facts = snapshot_facts(cursor)
+            fingerprinted = time.monotonic()
             command = tool.command(
                 "pg_dump", params, params["database"], *command_args, "--snapshot=" + snapshot
             )
@@ -274,6 +281,7 @@ def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args
         dump_bytes=stream.size,
         sha256=stream.sha256,
         duration_seconds=round(time.monotonic() - started, 3),
+        fingerprint_seconds=round(fingerprinted - started, 3),
         method="container" if tool.container else "local",
         **facts,
     )
