@@ -157,6 +157,9 @@ def validate_desired(desired: Desired) -> list[str]:
             )
     if desired.chunk_interval_seconds <= 0 or desired.retention_seconds <= 0:
         errors.append("chunk_time_interval and retention must be positive intervals")
+    names = [role.name for role in desired.roles]
+    if len(set(names)) != len(names):
+        errors.append("writer_role and reader_role must be different roles")
     return errors
 
 
@@ -270,6 +273,13 @@ def plan_table(plan: Plan, table: Table, current: TableState | None, desired: De
     if table.name == RETAINED_TABLE:
         if desired.mode == TIMESCALE and desired.columnstore:
             plan_columnstore(plan, table, current, desired)
+        elif desired.mode == TIMESCALE and current and current.columnstore_after_seconds:
+            # Chunks already in the columnstore stay there; only the policy goes.
+            plan.add(
+                "stop moving chunks of {0} to the columnstore".format(table.name),
+                "CALL remove_columnstore_policy(%s)",
+                (table.name,),
+            )
         if desired.mode == TIMESCALE:
             plan_retention(plan, table, current, desired)
 

@@ -314,3 +314,17 @@ def test_scram_verifier_check():
     assert scram_matches(VERIFIER_W1, "w2") is False
     assert scram_matches("md5abcdef", "w1") is None
     assert scram_matches(None, "w1") is None
+
+
+def test_turning_the_columnstore_off_removes_only_its_policy():
+    plan = plan_mod.build_plan(desired(columnstore=False), converged())
+    assert summaries(plan) == ["stop moving chunks of llm_consumption to the columnstore"]
+    assert plan.features["columnstore"] == "disabled"
+
+
+def test_writer_and_reader_must_be_different_roles():
+    same = desired()
+    same.roles[1].name = same.roles[0].name
+    assert plan_mod.validate_desired(same) == [
+        "writer_role and reader_role must be different roles"
+    ]
