@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,36 @@ def test_retention_keeps_daily_and_weekly_backups(timescaledb_server, database_n
         "aicost-20251222T020000Z.manifest.json", backup.result["backup_id"] + ".manifest.json",
         "other-20200101T000000Z.manifest.json",
     ])  # fmt: skip
+
+
+def test_manifest_describes_exactly_the_dumped_snapshot_under_concurrent_writes(
+    server, populated, tmp_path, run_module
+):
+    stop = threading.Event()
+    written = []
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            query(server, populated["database"],
+                  "INSERT INTO llm_consumption (time, event_id, provider, model)"
+                  " VALUES (now(), gen_random_uuid(), 'openai', 'during-backup')")  # fmt: skip
+            written.append(1)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    finally:
+        stop.set()
+        writer.join()
+    assert not backup.failed, backup.result
+    in_dump = backup.result["manifest"]["tables"]["llm_consumption"]["rows"]
+    assert 3000 < in_dump < 3000 + len(written), "the writes did not overlap the backup"
+
+    restore = run_module(
+        "timescaledb_restore",
+        dict(populated, container=server.name, manifest=backup.result["manifest_path"],
+             replace=True),
+    )  # fmt: skip
+    assert not restore.failed, restore.result
+    assert restore.result["verified"]["llm_consumption"] == in_dump
