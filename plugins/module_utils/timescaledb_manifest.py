@@ -51,26 +51,39 @@ def stabilise_session(cursor) -> None:
         cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
-def table_fingerprints(cursor, tables: list[str]) -> dict[str, dict]:
+# How a row becomes two 64-bit numbers whose sums over the table fingerprint it.
+# hash_record_extended (PostgreSQL 14+) hashes the binary values, about 4x faster than
+# hashing each row's text; md5 of the text form is the fallback for older servers.
+FINGERPRINTS = {
+    "hash_record_extended": (
+        "SELECT count(*), coalesce(sum(hash_record_extended(t, 0)::numeric), 0),"
+        " coalesce(sum(hash_record_extended(t, 1)::numeric), 0) FROM {0} AS t"
+    ),
+    "md5_text": (
+        "SELECT count(*),"
+        " coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0),"
+        " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)"
+        " FROM (SELECT md5(t::text) AS h FROM {0} AS t) AS hashed"
+    ),
+}
+
+
+def fingerprint_method(server_version_num: int) -> str:
+    return "hash_record_extended" if server_version_num >= 140000 else "md5_text"
+
+
+def table_fingerprints(cursor, tables: list[str], method: str) -> dict[str, dict]:
     """Row count and an order-independent content hash per table.
 
-    Each row's text form is hashed with md5 and the two 64-bit halves are summed; any changed,
-    missing or extra row changes a sum. Summing instead of string_agg keeps memory flat for
-    millions of rows. Call inside a transaction after stabilise_session().
+    Every row is hashed and the hashes are summed, so any changed, missing or extra row
+    changes a sum; summing instead of aggregating the rows keeps memory flat for millions of
+    rows. Call inside one transaction (one snapshot) after stabilise_session().
     """
     fingerprints = {}
     for table in tables:
-        rows = fetch_all(
-            cursor,
-            sql.SQL(
-                "SELECT count(*),"
-                " coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0),"
-                " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)"
-                " FROM (SELECT md5(t::text) AS h FROM {0} AS t) AS hashed"
-            ).format(sql.Identifier(table)),
-        )
-        count, high, low = rows[0]
-        digest = hashlib.sha256("{0}:{1}:{2}".format(count, high, low).encode()).hexdigest()
+        rows = fetch_all(cursor, sql.SQL(FINGERPRINTS[method]).format(sql.Identifier(table)))
+        count, first, second = rows[0]
+        digest = hashlib.sha256("{0}:{1}:{2}".format(count, first, second).encode()).hexdigest()
         fingerprints[table] = {"rows": int(count), "content_sha256": digest}
     return fingerprints
 

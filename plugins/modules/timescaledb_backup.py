@@ -136,8 +136,11 @@ manifest:
       description: Time from the snapshot to the dump on disk.
       type: float
     fingerprint_seconds:
-      description: Time spent counting and fingerprinting the tables (while pg_dump runs).
+      description: Part of it spent counting and fingerprinting the tables.
       type: float
+    fingerprint:
+      description: How rows were fingerprinted (V(hash_record_extended) or V(md5_text)).
+      type: str
     pg_dump_version:
       description: C(pg_dump --version) of the tool that wrote the dump.
       type: str
@@ -161,7 +164,6 @@ import fcntl
 import glob
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_connection import (
@@ -187,6 +189,7 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_mani
     backup_id,
     existing_tables,
     expired_backups,
+    fingerprint_method,
     list_backups,
     stabilise_session,
     table_fingerprints,
@@ -214,8 +217,10 @@ def snapshot_facts(cursor) -> dict:
         cursor, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timescaledb'"
     )
     tables = existing_tables(cursor, list(TABLES))
+    method = fingerprint_method(int(fetch_value(cursor, "SHOW server_version_num")))
     return dict(
         server_version=fetch_value(cursor, "SELECT current_setting('server_version')"),
+        fingerprint=method,
         extension=None
         if not extension
         else dict(
@@ -223,14 +228,8 @@ def snapshot_facts(cursor) -> dict:
             version=extension[0][0],
             license=fetch_value(cursor, "SELECT current_setting('timescaledb.license', true)"),
         ),
-        tables=table_fingerprints(cursor, tables),
+        tables=table_fingerprints(cursor, tables, method),
     )
-
-
-def timed_snapshot_facts(cursor) -> tuple[dict, float]:
-    started = time.monotonic()
-    facts = snapshot_facts(cursor)
-    return facts, time.monotonic() - started
 
 
 def prune(directory: str, prefix: str, keep_daily: int, keep_weekly: int, dry_run: bool,
@@ -258,17 +257,16 @@ def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args
     connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
     started = time.monotonic()
     try:
-        with connection.cursor() as cursor, ThreadPoolExecutor(max_workers=1) as worker:
+        with connection.cursor() as cursor:
             stabilise_session(cursor)
             snapshot = fetch_value(cursor, "SELECT pg_export_snapshot()")
+            facts = snapshot_facts(cursor)
+            fingerprint_seconds = time.monotonic() - started
             command = tool.command(
                 "pg_dump", params, params["database"], *command_args, "--snapshot=" + snapshot
             )
-            # The snapshot's transaction fingerprints the tables while pg_dump, which imports
-            # that snapshot, dumps them: both see the same data, on two cores.
-            fingerprinting = worker.submit(timed_snapshot_facts, cursor)
+            # The exporting transaction stays open until pg_dump has imported the snapshot.
             stream = dump_to_file(command, tool.environment(params), partial)
-            facts, fingerprint_seconds = fingerprinting.result()
         facts["pg_dump_version"] = tool.version("pg_dump")
     except (ToolError, psycopg2.Error, OSError) as error:
         if os.path.exists(partial):

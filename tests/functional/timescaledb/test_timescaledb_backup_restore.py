@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,23 @@ def test_manifest_describes_exactly_the_dumped_snapshot_under_concurrent_writes(
     )  # fmt: skip
     assert not restore.failed, restore.result
     assert restore.result["verified"]["llm_consumption"] == in_dump
+
+
+def test_a_single_changed_value_changes_the_fingerprint(server, populated, tmp_path, run_module):
+    def fingerprint() -> dict:
+        backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+        assert not backup.failed, backup.result
+        return backup.result["manifest"]["tables"]
+
+    before = fingerprint()
+    query(server, populated["database"], "UPDATE llm_provider_usage"
+          " SET cost_amount = cost_amount + 0.0000000001 WHERE bucket_seconds = 86400"
+          " AND input_tokens = 30000")  # fmt: skip
+    time.sleep(1.1)  # backup names carry the second
+    after = fingerprint()
+    assert after["llm_provider_usage"]["rows"] == before["llm_provider_usage"]["rows"]
+    assert (
+        after["llm_provider_usage"]["content_sha256"]
+        != (before["llm_provider_usage"]["content_sha256"])
+    )
+    assert after["llm_consumption"] == before["llm_consumption"]
