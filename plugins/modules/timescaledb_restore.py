@@ -13,13 +13,15 @@ version_added: 0.1.0
 description:
   - Verifies the dump's size and sha256 against its manifest before touching anything; a
     corrupted or altered file is refused.
-  - Refuses a target database that already holds tables unless O(replace=true), in which
-    case the database is dropped (connections terminated) and created again.
-  - With TimescaleDB in the manifest, creates the extension at the dumped version, calls
-    C(timescaledb_pre_restore()), runs C(pg_restore) in a single transaction, then
-    C(timescaledb_post_restore()).
-  - Compares every table's row count and content fingerprint with the manifest; any
-    difference fails the task.
+  - Refuses a target database that already holds tables unless O(replace=true).
+  - Restores into a staging database C(<database>_restoring) first. With TimescaleDB in the
+    manifest it creates the extension at the dumped version and calls
+    C(timescaledb_pre_restore()); C(pg_restore) runs in a single transaction; then every
+    table's row count and content fingerprint is compared with the manifest.
+  - Only a verified restore replaces the target (dropped with its connections terminated,
+    the staging database renamed into its place, then C(timescaledb_post_restore())). A
+    failed or differing restore leaves the target as it was. The server needs room for both
+    copies during the swap.
 extends_documentation_fragment:
   - aicost.monitoring.timescaledb
 options:
@@ -235,37 +237,91 @@ def differences_from(manifest: dict, found: dict) -> list[str]:
     ]  # fmt: skip
 
 
-def restore(module: AnsibleModule, tool: Tool, command: list[str], dump: str, manifest: dict,
-            log: SqlLog, timings: dict) -> dict:  # fmt: skip
-    """pg_restore between the TimescaleDB pre/post-restore calls, then ANALYZE while the
-    restored tables are fingerprinted on a second connection."""
+def staging_name(database: str) -> str:
+    # PostgreSQL truncates names at 63 bytes; keep the suffix whole.
+    return database[:50] + "_restoring"
+
+
+def restore_into(module: AnsibleModule, tool: Tool, staging: str, dump: str, manifest: dict,
+                 log: SqlLog, timings: dict) -> dict:  # fmt: skip
+    """pg_restore into the staging database after timescaledb_pre_restore(), then ANALYZE
+    while a second connection fingerprints the restored tables."""
     extension = manifest.get("extension")
-    target = connect(module, autocommit=True)
-    verifier = connect(module)
+    command = tool.command("pg_restore", module.params, staging, "--single-transaction",
+                           "--exit-on-error")  # fmt: skip
+    target = connect(module, staging, autocommit=True)
+    verifier = connect(module, staging)
     try:
         with target.cursor() as cursor, ThreadPoolExecutor(max_workers=1) as worker:
             if extension:
                 log.execute(cursor, "CREATE EXTENSION IF NOT EXISTS timescaledb VERSION %s",
                             (extension["version"],))  # fmt: skip
                 log.execute(cursor, "SELECT timescaledb_pre_restore()")
-            try:
-                restoring = time.monotonic()
-                restore_from_file(command, tool.environment(module.params), dump)
-                timings["pg_restore_seconds"] = round(time.monotonic() - restoring, 3)
-            finally:
-                if extension:
-                    log.execute(cursor, "SELECT timescaledb_post_restore()")
+            restoring = time.monotonic()
+            restore_from_file(command, tool.environment(module.params), dump)
+            timings["pg_restore_seconds"] = round(time.monotonic() - restoring, 3)
             verifying = time.monotonic()
             fingerprinting = worker.submit(restored_fingerprints, verifier, manifest)
             log.execute(cursor, "ANALYZE")
             found = fingerprinting.result()
             timings["verify_seconds"] = round(time.monotonic() - verifying, 3)
-    except (ToolError, psycopg2.Error, OSError) as error:
-        module.fail_json(msg="Restore failed: {0}".format(error), queries=log.executed_queries)
+            return found
     finally:
         target.close()
         verifier.close()
-    return found
+
+
+def swap_in(cursor, log: SqlLog, staging: str, database: str, exists: bool) -> None:
+    """Replace the target with the verified staging database."""
+    if exists:
+        log.execute(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(database)))
+    for attempt in range(5):
+        # TimescaleDB's scheduler may look into the new database; RENAME needs it alone.
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (staging,),
+        )
+        try:
+            log.execute(cursor, sql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(
+                quoted(staging), quoted(database)))  # fmt: skip
+            return
+        except psycopg2.errors.ObjectInUse:
+            log.executed_queries.pop()
+            time.sleep(0.5 * (attempt + 1))
+    raise ToolError("{0} stayed in use; it holds the verified restore".format(staging))
+
+
+def planned_queries(cursor, log: SqlLog, staging: str, database: str, exists: bool,
+                    extension: dict | None) -> None:  # fmt: skip
+    log.record(cursor, sql.SQL("DROP DATABASE IF EXISTS {0} WITH (FORCE)").format(quoted(staging)))
+    log.record(cursor, sql.SQL("CREATE DATABASE {0}").format(quoted(staging)))
+    if extension:
+        log.record(cursor, "CREATE EXTENSION IF NOT EXISTS timescaledb VERSION %s",
+                   (extension["version"],))  # fmt: skip
+        log.record(cursor, "SELECT timescaledb_pre_restore()")
+    log.record(cursor, "ANALYZE")
+    if exists:
+        log.record(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(database)))
+    log.record(cursor, sql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(
+        quoted(staging), quoted(database)))  # fmt: skip
+    if extension:
+        log.record(cursor, "SELECT timescaledb_post_restore()")
+
+
+def failure_message(cursor, log: SqlLog, staging: str, database: str, existed: bool,
+                    error: Exception) -> str:  # fmt: skip
+    """Say where the data is after a failure; drop the staging copy only if it is not the
+    sole copy left."""
+    cursor.execute("SELECT datname FROM pg_catalog.pg_database WHERE datname IN (%s, %s)",
+                   (staging, database))  # fmt: skip
+    present = {row[0] for row in cursor.fetchall()}
+    if existed and database not in present and staging in present:
+        return ("Restore failed after {0} was dropped: {1}. {2} holds the verified restore;"
+                " rename it to {0}.".format(database, error, staging))  # fmt: skip
+    if staging in present:
+        log.execute(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(staging)))
+    return "Restore failed, {0} was left as it was: {1}".format(database, error)
 
 
 def main() -> None:
@@ -273,12 +329,11 @@ def main() -> None:
     require_psycopg2(module)
     params = module.params
     database = params["database"]
+    staging = staging_name(database)
     started = time.monotonic()
     manifest, dump = verified_manifest(module)
     timings = dict(checksum_seconds=round(time.monotonic() - started, 3))
     tool = Tool.from_params(params)
-    command = tool.command("pg_restore", params, database, "--single-transaction",
-                           "--exit-on-error")  # fmt: skip
     log = SqlLog()
     maintenance = connect(module, params["maintenance_database"], autocommit=True)
     exists = database_exists(maintenance, database)
@@ -289,33 +344,42 @@ def main() -> None:
         )
     check_extension_version(module, maintenance, manifest)
     extension = manifest.get("extension")
-    with maintenance.cursor() as cursor:
-        statements = []
-        if exists:
-            statements.append(sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(database)))
-        statements.append(sql.SQL("CREATE DATABASE {0}").format(quoted(database)))
-        for statement in statements:
-            if module.check_mode:
-                log.record(cursor, statement)
-            else:
-                log.execute(cursor, statement)
-    result = dict(changed=True, backup_id=manifest["id"], command=command)
+    result = dict(
+        changed=True,
+        backup_id=manifest["id"],
+        command=tool.command("pg_restore", params, staging, "--single-transaction",
+                             "--exit-on-error"),
+    )  # fmt: skip
+    cursor = maintenance.cursor()
     if module.check_mode:
-        with maintenance.cursor() as cursor:
-            if extension:
-                log.record(cursor, "CREATE EXTENSION IF NOT EXISTS timescaledb VERSION %s",
-                           (extension["version"],))  # fmt: skip
-                log.record(cursor, "SELECT timescaledb_pre_restore()")
-                log.record(cursor, "SELECT timescaledb_post_restore()")
-            log.record(cursor, "ANALYZE")
+        planned_queries(cursor, log, staging, database, exists, extension)
         module.exit_json(queries=log.executed_queries, **result)
-    found = restore(module, tool, command, dump, manifest, log, timings)
-    differences = differences_from(manifest, found)
-    if differences:
-        module.fail_json(
-            msg="Restored data differs from the manifest: {0}".format("; ".join(differences)),
-            queries=log.executed_queries,
-        )
+    try:
+        # A failed earlier run may have left a staging database behind.
+        log.execute(cursor, sql.SQL("DROP DATABASE IF EXISTS {0} WITH (FORCE)").format(
+            quoted(staging)))  # fmt: skip
+        log.execute(cursor, sql.SQL("CREATE DATABASE {0}").format(quoted(staging)))
+        found = restore_into(module, tool, staging, dump, manifest, log, timings)
+        differences = differences_from(manifest, found)
+        if differences:
+            log.execute(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(staging)))
+            module.fail_json(
+                msg="Restored data differs from the manifest: {0}. {1} was left as it was.".format(
+                    "; ".join(differences), database
+                ),
+                queries=log.executed_queries,
+            )
+        swap_in(cursor, log, staging, database, exists)
+        if extension:
+            restored = connect(module, database, autocommit=True)
+            try:
+                with restored.cursor() as restored_cursor:
+                    log.execute(restored_cursor, "SELECT timescaledb_post_restore()")
+            finally:
+                restored.close()
+    except (ToolError, psycopg2.Error, OSError) as error:
+        module.fail_json(msg=failure_message(cursor, log, staging, database, exists, error),
+                         queries=log.executed_queries)  # fmt: skip
     result["verified"] = {table: fingerprint["rows"] for table, fingerprint in found.items()}
     result["timings"] = timings
     module.exit_json(queries=log.executed_queries, **result)

@@ -80,6 +80,10 @@ def test_backup_drop_restore_gives_identical_tables(server, populated, tmp_path,
 
     assert table_contents(server, database) == before
     assert not run_module("timescaledb_init", populated).changed
+    # timescaledb_post_restore() ran on the renamed database: its scheduler may run again.
+    restoring = query(server, database, "SELECT current_setting('timescaledb.restoring', true)")
+    assert restoring[0][0] in (None, "off")
+    assert not staging_databases(server)
 
 
 def test_corrupted_backup_is_refused_before_anything_is_touched(
@@ -114,7 +118,8 @@ def test_non_empty_target_needs_replace(server, populated, tmp_path, run_module)
     ]
 
     planned = run_module("timescaledb_restore", dict(restore_args, replace=True), check=True)
-    assert planned.changed and planned.result["queries"][0].startswith("DROP DATABASE")
+    assert planned.changed
+    assert f'DROP DATABASE "{populated["database"]}" WITH (FORCE)' in planned.result["queries"]
     assert query(server, populated["database"], "SELECT count(*) FROM llm_collector_state") == [
         (0,)
     ]
@@ -141,6 +146,28 @@ def test_restore_fails_when_content_differs_from_the_manifest(
     assert (
         "llm_provider_usage: 60 rows expected, 60 found, content differs" in (restore.result["msg"])
     )
+
+
+def staging_databases(server) -> list[tuple]:
+    return query(server, "postgres", "SELECT datname FROM pg_database"
+                                     " WHERE datname LIKE '%\\_restoring'")  # fmt: skip
+
+
+def test_a_restore_that_breaks_midway_leaves_the_target_as_it_was(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    query(server, populated["database"], "DELETE FROM llm_collector_state")
+    before = table_contents(server, populated["database"])
+    broken = run_module(
+        "timescaledb_restore",
+        dict(populated, container=server.name, manifest=backup.result["manifest_path"],
+             replace=True, docker_path=str(tmp_path / "no-such-docker")),
+    )  # fmt: skip
+    assert broken.failed
+    assert f"{populated['database']} was left as it was" in broken.result["msg"]
+    assert table_contents(server, populated["database"]) == before
+    assert not staging_databases(server)
 
 
 def test_check_mode_backup_writes_nothing(server, populated, tmp_path, run_module):
