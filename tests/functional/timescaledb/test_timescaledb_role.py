@@ -117,7 +117,7 @@ def test_role_converges_then_changes_nothing_even_in_check_mode(vm, converge):
                  for who in ("superuser", "writer", "reader")))  # fmt: skip
     assert modes.split("\n")[:3] == [
         "/opt/aicost/secrets/timescaledb_superuser_password 400 70",
-        "/opt/aicost/secrets/timescaledb_writer_password 400 0",
+        "/opt/aicost/secrets/timescaledb_writer_password 400 10001",
         "/opt/aicost/secrets/timescaledb_reader_password 400 472",
     ]
 
@@ -132,9 +132,9 @@ def test_host_timers_refresh_the_views_and_drop_old_rows(vm, converge):
              " (now(), gen_random_uuid(), 'openai', 'new'),"
              " (now() - interval '3 years', gen_random_uuid(), 'openai', 'old')")  # fmt: skip
     for unit in ("retention-llm-consumption", "refresh-llm-consumption-hourly"):
-        sh("docker", "exec", vm, "systemctl", "start", f"aicost-timescaledb-{unit}.service")
+        sh("docker", "exec", vm, "systemctl", "start", f"aicost-timescaledb-job@{unit}.service")
         result = sh("docker", "exec", vm, "systemctl", "show", "-p", "Result",
-                    f"aicost-timescaledb-{unit}.service")  # fmt: skip
+                    f"aicost-timescaledb-job@{unit}.service")  # fmt: skip
         assert result.strip() == "Result=success"
     assert psql(vm, "SELECT model FROM llm_consumption ORDER BY 1").split() == ["new"]
     assert psql(vm, "SELECT model, requests FROM llm_consumption_hourly").strip() == "new|1"
