@@ -12,13 +12,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cost_monitor.collectors.http import (
-    HttpClient,
-    client_from_config,
-    has_more_next_page,
-    paginate,
+from cost_monitor.collectors.http import HttpClient, client_from_config, get_cursor_pages
+from cost_monitor.collectors.model import (
+    DAY,
+    HOUR,
+    Collector,
+    UsageBucket,
+    configured_width,
+    count_field,
+    parse_timestamp,
 )
-from cost_monitor.collectors.model import DAY, HOUR, Collector, UsageBucket, parse_timestamp
 from cost_monitor.collectors.secrets import read_secret
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -38,10 +41,6 @@ def _client(config: Mapping[str, Any]) -> HttpClient:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _count(result: Mapping[str, Any], field: str) -> int:
-    return int(result.get(field) or 0)
 
 
 def _tier(result: Mapping[str, Any]) -> str:
@@ -69,12 +68,12 @@ def usage_buckets_from_page(
                 api_key_id=result.get("api_key_id") or "",
                 line_item=_tier(result),
                 # uncached_input_tokens already excludes cache reads and cache writes.
-                input_tokens=_count(result, "uncached_input_tokens"),
-                cache_read_tokens=_count(result, "cache_read_input_tokens"),
-                cache_write_tokens=_count(cache_creation, "ephemeral_5m_input_tokens")
-                + _count(cache_creation, "ephemeral_1h_input_tokens"),
+                input_tokens=count_field(result, "uncached_input_tokens"),
+                cache_read_tokens=count_field(result, "cache_read_input_tokens"),
+                cache_write_tokens=count_field(cache_creation, "ephemeral_5m_input_tokens")
+                + count_field(cache_creation, "ephemeral_1h_input_tokens"),
                 # Thinking tokens are billed and reported inside output_tokens.
-                output_tokens=_count(result, "output_tokens"),
+                output_tokens=count_field(result, "output_tokens"),
             )
 
 
@@ -105,9 +104,7 @@ class AnthropicUsageCollector(Collector):
 
     def __init__(self, config: Mapping[str, Any], http: HttpClient | None = None) -> None:
         super().__init__(config)
-        self.width = str(config.get("bucket_width", "1d"))
-        if self.width not in BUCKET_WIDTHS:
-            raise ValueError(f"bucket_width must be one of {sorted(BUCKET_WIDTHS)}")
+        self.width = configured_width(config, BUCKET_WIDTHS)
         self.bucket_seconds = BUCKET_WIDTHS[self.width]
         self.http = http or _client(config)
 
@@ -119,12 +116,7 @@ class AnthropicUsageCollector(Collector):
             "group_by[]": USAGE_GROUP_BY,
             "limit": MAX_BUCKETS_PER_PAGE[self.width],
         }
-        pages = paginate(
-            lambda token: self.http.get_json(
-                "v1/organizations/usage_report/messages", {**params, "page": token}
-            ),
-            has_more_next_page,
-        )
+        pages = get_cursor_pages(self.http, "v1/organizations/usage_report/messages", params)
         for page in pages:
             yield from usage_buckets_from_page(page, self.account, self.bucket_seconds)
 
@@ -146,11 +138,6 @@ class AnthropicCostsCollector(Collector):
             "group_by[]": COST_GROUP_BY,
             "limit": 31,
         }
-        pages = paginate(
-            lambda token: self.http.get_json(
-                "v1/organizations/cost_report", {**params, "page": token}
-            ),
-            has_more_next_page,
-        )
+        pages = get_cursor_pages(self.http, "v1/organizations/cost_report", params)
         for page in pages:
             yield from cost_buckets_from_page(page, self.account)

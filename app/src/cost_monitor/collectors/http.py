@@ -248,6 +248,15 @@ def has_more_next_page(page: Mapping[str, Any]) -> str | None:
     return page.get("next_page") if page.get("has_more") else None
 
 
+def get_cursor_pages(
+    http: HttpClient, path: str, params: Mapping[str, Any]
+) -> Iterator[Mapping[str, Any]]:
+    """GET ``path`` page by page, sending each ``next_page`` cursor back as ``page``."""
+    return paginate(
+        lambda token: http.get_json(path, {**params, "page": token}), has_more_next_page
+    )
+
+
 def client_from_config(
     config: Mapping[str, Any], default_base_url: str, headers: Mapping[str, str]
 ) -> HttpClient:

@@ -123,6 +123,19 @@ def parse_timestamp(value: str | int | float) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def count_field(row: Mapping[str, Any], field: str) -> int:
+    """An integer field of a provider's JSON row: missing or null counts as 0."""
+    return int(row.get(field) or 0)
+
+
+def configured_width(config: Mapping[str, Any], widths: Mapping[str, int]) -> str:
+    """The config's ``bucket_width`` (default "1d"), refused unless it is one of ``widths``."""
+    width = str(config.get("bucket_width", "1d"))
+    if width not in widths:
+        raise ValueError(f"bucket_width must be one of {sorted(widths)}")
+    return width
+
+
 def bucket_width(start: datetime, end: datetime) -> int:
     """3600 or 86400 from a source row's own start and end (CUR and billing exports)."""
     seconds = int((end - start).total_seconds())

@@ -11,13 +11,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cost_monitor.collectors.http import (
-    HttpClient,
-    client_from_config,
-    has_more_next_page,
-    paginate,
+from cost_monitor.collectors.http import HttpClient, client_from_config, get_cursor_pages
+from cost_monitor.collectors.model import (
+    DAY,
+    HOUR,
+    Collector,
+    UsageBucket,
+    configured_width,
+    count_field,
+    parse_timestamp,
 )
-from cost_monitor.collectors.model import DAY, HOUR, Collector, UsageBucket, parse_timestamp
 from cost_monitor.collectors.secrets import read_secret
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -36,10 +39,6 @@ def _client(config: Mapping[str, Any]) -> HttpClient:
     return client_from_config(config, DEFAULT_BASE_URL, {"Authorization": f"Bearer {key}"})
 
 
-def _count(result: Mapping[str, Any], field: str) -> int:
-    return int(result.get(field) or 0)
-
-
 def usage_buckets_from_page(
     page: Mapping[str, Any], endpoint: str, account: str, bucket_seconds: int
 ) -> Iterator[UsageBucket]:
@@ -48,9 +47,9 @@ def usage_buckets_from_page(
         start = parse_timestamp(time_bucket["start_time"])
         for result in time_bucket.get("results", []):
             # input_tokens includes cached reads and cache writes: keep the three apart.
-            total_input = _count(result, "input_tokens")
-            cache_read = _count(result, "input_cached_tokens")
-            cache_write = _count(result, "input_cache_write_tokens")
+            total_input = count_field(result, "input_tokens")
+            cache_read = count_field(result, "input_cached_tokens")
+            cache_write = count_field(result, "input_cache_write_tokens")
             yield UsageBucket(
                 bucket_start=start,
                 bucket_seconds=bucket_seconds,
@@ -66,8 +65,8 @@ def usage_buckets_from_page(
                 cache_read_tokens=cache_read,
                 cache_write_tokens=cache_write,
                 # The Usage API does not report reasoning tokens apart from output.
-                output_tokens=_count(result, "output_tokens"),
-                requests=_count(result, "num_model_requests"),
+                output_tokens=count_field(result, "output_tokens"),
+                requests=count_field(result, "num_model_requests"),
             )
 
 
@@ -101,9 +100,7 @@ class OpenAIUsageCollector(Collector):
 
     def __init__(self, config: Mapping[str, Any], http: HttpClient | None = None) -> None:
         super().__init__(config)
-        self.width = str(config.get("bucket_width", "1d"))
-        if self.width not in BUCKET_WIDTHS:
-            raise ValueError(f"bucket_width must be one of {sorted(BUCKET_WIDTHS)}")
+        self.width = configured_width(config, BUCKET_WIDTHS)
         self.bucket_seconds = BUCKET_WIDTHS[self.width]
         self.endpoints = list(config.get("endpoints", USAGE_ENDPOINTS))
         unknown = set(self.endpoints) - set(USAGE_ENDPOINTS)
@@ -120,13 +117,7 @@ class OpenAIUsageCollector(Collector):
                 "group_by": GROUP_BY[endpoint],
                 "limit": MAX_BUCKETS_PER_PAGE[self.width],
             }
-            path = f"organization/usage/{endpoint}"
-            pages = paginate(
-                lambda token, path=path, params=params: self.http.get_json(
-                    path, {**params, "page": token}
-                ),
-                has_more_next_page,
-            )
+            pages = get_cursor_pages(self.http, f"organization/usage/{endpoint}", params)
             for page in pages:
                 yield from usage_buckets_from_page(
                     page, endpoint, self.account, self.bucket_seconds
@@ -150,9 +141,6 @@ class OpenAICostsCollector(Collector):
             "group_by": ["project_id", "line_item"],
             "limit": 31,
         }
-        pages = paginate(
-            lambda token: self.http.get_json("organization/costs", {**params, "page": token}),
-            has_more_next_page,
-        )
+        pages = get_cursor_pages(self.http, "organization/costs", params)
         for page in pages:
             yield from cost_buckets_from_page(page, self.account)
