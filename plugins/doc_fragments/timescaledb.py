@@ -51,3 +51,26 @@ notes:
   - Statements that change something are returned in C(queries), passwords replaced by
     C(********).
 """
+
+    # Where the PostgreSQL client runs: timescaledb_backup and timescaledb_restore
+    # (module_utils.timescaledb_dump.tool_argument_spec).
+    TOOL = r"""
+options:
+  container:
+    description:
+      - Name of the database container. The PostgreSQL client (C(pg_dump) or C(pg_restore))
+        runs inside it through O(docker_path) and connects over the container's local socket
+        as O(login_user).
+      - When omitted, the client from O(bin_dir) (or C(PATH)) connects over TCP with the
+        connection options; C(pg_dump) must be at least the server's major version.
+    type: str
+  docker_path:
+    description:
+      - The docker CLI used with O(container).
+    type: str
+    default: docker
+  bin_dir:
+    description:
+      - Directory holding C(pg_dump) and C(pg_restore) when O(container) is not set.
+    type: path
+"""

@@ -24,6 +24,7 @@ description:
     the last O(keep_weekly) ISO weeks, and removes the other backups of the same O(prefix).
 extends_documentation_fragment:
   - aicost.monitoring.timescaledb
+  - aicost.monitoring.timescaledb.tool
 options:
   dest:
     description:
@@ -35,22 +36,6 @@ options:
       - Backup names are C(<prefix>-<UTC timestamp>); retention only touches this prefix.
     type: str
     default: aicost
-  container:
-    description:
-      - Name of the database container. C(pg_dump) runs inside it through O(docker_path)
-        and connects over the container's local socket as O(login_user).
-      - When omitted, C(pg_dump) from O(bin_dir) (or C(PATH)) connects over TCP with the
-        connection options; it must be at least the server's major version.
-    type: str
-  docker_path:
-    description:
-      - The docker CLI used with O(container).
-    type: str
-    default: docker
-  bin_dir:
-    description:
-      - Directory holding C(pg_dump) when O(container) is not set.
-    type: path
   compress_level:
     description:
       - C(pg_dump --compress) level for the custom format (0 to 9).

@@ -16,14 +16,16 @@ description:
   - Refuses a target database that already holds tables unless O(replace=true).
   - Restores into a staging database C(<database>_restoring) first. With TimescaleDB in the
     manifest it creates the extension at the dumped version and calls
-    C(timescaledb_pre_restore()); C(pg_restore) runs in a single transaction; then every
-    table's row count and content fingerprint is compared with the manifest.
+    C(timescaledb_pre_restore()); C(pg_restore) runs in a single transaction, reading the
+    dump on its standard input; then every table's row count and content fingerprint is
+    compared with the manifest.
   - Only a verified restore replaces the target (dropped with its connections terminated,
     the staging database renamed into its place, then C(timescaledb_post_restore())). A
     failed or differing restore leaves the target as it was. The server needs room for both
     copies during the swap.
 extends_documentation_fragment:
   - aicost.monitoring.timescaledb
+  - aicost.monitoring.timescaledb.tool
 options:
   manifest:
     description:
@@ -41,20 +43,6 @@ options:
       - Database to connect to for dropping and creating O(database).
     type: str
     default: postgres
-  container:
-    description:
-      - Name of the database container; C(pg_restore) runs inside it and reads the dump on
-        its standard input. When omitted, C(pg_restore) from O(bin_dir) (or C(PATH)) is used.
-    type: str
-  docker_path:
-    description:
-      - The docker CLI used with O(container).
-    type: str
-    default: docker
-  bin_dir:
-    description:
-      - Directory holding C(pg_restore) when O(container) is not set.
-    type: path
 attributes:
   check_mode:
     support: full

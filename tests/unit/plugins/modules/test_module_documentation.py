@@ -10,6 +10,18 @@ import pytest
 import yaml
 
 MODULES = ("timescaledb_init", "timescaledb_backup", "timescaledb_restore")
+# The doc fragments each module extends: the attribute of ModuleDocFragment each one names.
+FRAGMENTS = {
+    "timescaledb_init": {"aicost.monitoring.timescaledb": "DOCUMENTATION"},
+    "timescaledb_backup": {
+        "aicost.monitoring.timescaledb": "DOCUMENTATION",
+        "aicost.monitoring.timescaledb.tool": "TOOL",
+    },
+    "timescaledb_restore": {
+        "aicost.monitoring.timescaledb": "DOCUMENTATION",
+        "aicost.monitoring.timescaledb.tool": "TOOL",
+    },
+}
 PACKAGE = "ansible_collections.aicost.monitoring.plugins"
 
 
@@ -30,8 +42,13 @@ def test_documentation_matches_the_argument_spec(module_name):
     strings = documented_strings(module_name)
     documentation = yaml.safe_load(strings["DOCUMENTATION"])
     fragment = importlib.import_module(f"{PACKAGE}.doc_fragments.timescaledb")
-    shared = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
-    assert documentation["extends_documentation_fragment"] == ["aicost.monitoring.timescaledb"]
+    fragments = FRAGMENTS[module_name]
+    assert documentation["extends_documentation_fragment"] == list(fragments)
+    shared = {}
+    for attribute in fragments.values():
+        options = yaml.safe_load(getattr(fragment.ModuleDocFragment, attribute))["options"]
+        assert not set(options) & set(shared), attribute
+        shared.update(options)
     documented = {**shared, **documentation["options"]}
     spec = importlib.import_module(f"{PACKAGE}.modules.{module_name}").argument_spec()
     assert set(documented) == set(spec)
