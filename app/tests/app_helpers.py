@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -82,3 +83,15 @@ def metric_value(url: str, name: str, **labels: str) -> float | None:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return None
+
+
+def wait_for_metric(
+    url: str, name: str, expected: float, timeout: float, interval: float, **labels: str
+) -> float | None:
+    """Poll metric_value until it reads ``expected`` or ``timeout`` seconds pass; the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric_value(url, name, **labels)
+        if value == expected or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)

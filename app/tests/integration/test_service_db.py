@@ -3,14 +3,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 import requests
-from app_helpers import metric_value, running_app
+from app_helpers import metric_value, running_app, wait_for_metric
 from cost_monitor.config import Budget
 from cost_monitor.pricing import PriceCatalog
 
@@ -98,12 +97,9 @@ def test_budget_spend_starts_from_what_the_database_holds(database, conn, tmp_pa
     config.budgets = {"search": Budget(daily_usd=10), "_all": Budget(monthly_usd=100)}
     with running_app(config) as app:
         post(app, batch(1, cost_usd="0.5"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            spend = metric_value(app.url, "llm_budget_spend_usd", project="search", period="day")
-            if spend == 4.25:
-                break
-            time.sleep(0.2)
+        spend = wait_for_metric(
+            app.url, "llm_budget_spend_usd", 4.25, 10, 0.2, project="search", period="day"
+        )
         assert spend == 4.25
         total = metric_value(app.url, "llm_budget_spend_usd", project="_all", period="month")
         assert total == 4.25

@@ -6,12 +6,10 @@ ingest semantics testable without PostgreSQL; tests/integration covers the datab
 
 from __future__ import annotations
 
-import time
-
 import orjson
 import pytest
 import requests
-from app_helpers import metric_value, running_app
+from app_helpers import metric_value, running_app, wait_for_metric
 from cost_monitor.config import Budget, load_config
 from cost_monitor.spool import Spool
 
@@ -138,11 +136,8 @@ def test_spooled_records_count_in_cost_metrics_and_budgets(tmp_path):
     config.budgets = {"search": Budget(daily_usd=1.0)}
     with running_app(config) as app:
         post(app, [{**GOOD, "project": "search", "cost_usd": "0.25"}], token=None)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            spend = metric_value(app.url, "llm_budget_spend_usd", project="search", period="day")
-            if spend == 0.25:
-                break
-            time.sleep(0.1)
+        spend = wait_for_metric(
+            app.url, "llm_budget_spend_usd", 0.25, 5, 0.1, project="search", period="day"
+        )
         assert spend == 0.25
         assert metric_value(app.url, "llm_budget_limit_usd", project="search", period="day") == 1.0
