@@ -158,8 +158,8 @@ def test_scheduled_outside_statements_run_and_refresh_the_views(server, database
         query(server, database_name, task["sql"])
     assert query(server, database_name, "SELECT sum(requests)::int, sum(unpriced_requests)::int"
                  " FROM llm_consumption_hourly") == [(300, 300 // 17)]  # fmt: skip
-    assert query(server, database_name, "SELECT count(*) FROM llm_consumption"
-                                         " WHERE model = 'old'") == [(0,)]  # fmt: skip
+    old_rows = "SELECT count(*) FROM llm_consumption WHERE model = 'old'"
+    assert query(server, database_name, old_rows) == [(0,)]
 
 
 def test_passwords_never_reach_the_output(server, database_name, run_module):
