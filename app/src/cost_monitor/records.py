@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from cost_monitor.schema import TOKEN_COLUMNS
+
 # OTel gen_ai.provider.name values (plus the ones LLM gateways commonly emit).
 KNOWN_PROVIDERS = frozenset(
     {
@@ -77,13 +79,7 @@ OTEL_TOKEN_PARTS = {
 }
 
 ALIAS_NAMES = frozenset([*FIELD_ALIASES, *OTEL_TOKEN_PARTS, OTEL_INPUT_TOTAL, OTEL_OUTPUT_TOTAL])
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
+TOKEN_FIELDS = TOKEN_COLUMNS
 OPTIONAL_TEXT_FIELDS = ("project", "customer_id", "user_id", "api_key_id", "feature", "request_id")
 MAX_TEXT_LENGTH = 256
 MAX_MODEL_LENGTH = 200

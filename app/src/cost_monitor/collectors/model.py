@@ -9,29 +9,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from cost_monitor.schema import TOKEN_COLUMNS, conflict_columns
+
 HOUR = 3600
 DAY = 86400
 
-# The natural key of llm_provider_usage, in the table's column order.
-KEY_FIELDS = (
-    "bucket_start",
-    "bucket_seconds",
-    "provider",
-    "source",
-    "account",
-    "project",
-    "model",
-    "operation",
-    "api_key_id",
-    "line_item",
-)
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
+# The natural key of llm_provider_usage, in the table's column order, and the token columns.
+KEY_FIELDS = conflict_columns("llm_provider_usage")
+TOKEN_FIELDS = TOKEN_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)
