@@ -11,6 +11,8 @@ from typing import Any
 
 from psycopg2 import sql
 
+from cost_monitor import schema
+
 GROUPINGS = {
     "day": sql.SQL("(time AT TIME ZONE 'UTC')::date"),
     "provider": sql.Identifier("provider"),
@@ -18,16 +20,7 @@ GROUPINGS = {
     "project": sql.Identifier("project"),
     "customer": sql.Identifier("customer_id"),
 }
-MEASURES = (
-    "requests",
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "unpriced_requests",
-)
+MEASURES = ("requests", *schema.TOKEN_COLUMNS, "cost_usd", "unpriced_requests")
 
 
 def report_query(group_by: Sequence[str]) -> sql.Composed:
