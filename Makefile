@@ -63,7 +63,7 @@ molecule:
 
 bench: setup collection-link images
 	python benchmarks/app.py
-	python benchmarks/timescaledb_backup.py
+	python benchmarks/timescaledb_modules.py
 
 clean:
 	-molecule destroy -s default; molecule destroy -s check; molecule destroy -s demo

@@ -10,7 +10,7 @@
 3. GET /metrics with about 2,000 series vs GET /healthz; target < 50 ms. Resident memory of
    the server under the HTTP load; target < 200 MB.
 
-Needs Docker and the aicost-test/timescaledb:pg17 image (tests/images/build.sh). Prints
+Needs Docker and the aicost-test/timescaledb:2.29.2-pg17 image (tests/images/build.sh). Prints
 figures and never fails on them: targets are reported, not asserted.
 """
 

@@ -58,6 +58,8 @@ class TableState:
     columnstore_enabled: bool = False
     retention_seconds: float | None = None
     columnstore_after_seconds: float | None = None
+    columnstore_segment_by: tuple[str, ...] = ()
+    columnstore_order_by: tuple[tuple[str, str], ...] = ()  # (column, "ASC" or "DESC")
 
 
 @dataclass
@@ -162,7 +164,15 @@ def read_database(cursor, server: ServerState, roles: dict[str, str | None]) -> 
         view = read_view(cursor, name, timescaledb_installed)
         if view is not None:
             state.views[name] = view
-    objects = list(state.tables) + list(state.views)
+    read_roles(cursor, state, roles, list(state.tables) + list(state.views))
+    return state
+
+
+def read_roles(cursor, state: DatabaseState, roles: dict[str, str | None], objects) -> None:
+    """The managed roles (cluster-wide) and what they may do on ``objects`` and the schema.
+
+    Also used connected to the maintenance database, to plan for a database that does not
+    exist yet: its roles may well exist already."""
     for role, password in roles.items():
         role_state = read_role(cursor, role, password, objects)
         if role_state is not None:
@@ -174,7 +184,6 @@ def read_database(cursor, server: ServerState, roles: dict[str, str | None]) -> 
                     (role,),
                 )
             )
-    return state
 
 
 def _relation(cursor, name: str):
@@ -269,6 +278,23 @@ def _read_hypertable(cursor, table: TableState) -> None:
             table.retention_seconds = float(drop_after)
         elif proc_name in ("policy_compression", "policy_columnstore"):
             table.columnstore_after_seconds = float(compress_after)
+    if table.columnstore_enabled:
+        _read_columnstore_settings(cursor, table)
+
+
+def _read_columnstore_settings(cursor, table: TableState) -> None:
+    rows = fetch_all(
+        cursor,
+        "SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc"
+        " FROM timescaledb_information.compression_settings"
+        " WHERE hypertable_schema = %s AND hypertable_name = %s"
+        " ORDER BY segmentby_column_index, orderby_column_index",
+        (table.schema, table.name),
+    )
+    table.columnstore_segment_by = tuple(row[0] for row in rows if row[1] is not None)
+    table.columnstore_order_by = tuple(
+        (row[0], "ASC" if row[3] else "DESC") for row in rows if row[2] is not None
+    )
 
 
 def read_view(cursor, name: str, timescaledb_installed: bool) -> ViewState | None:
@@ -288,11 +314,13 @@ def read_view(cursor, name: str, timescaledb_installed: bool) -> ViewState | Non
         )
         if rows:
             view.kind = "continuous"
-            view.refresh_policy = _read_refresh_policy(cursor, rows[0][0], rows[0][1])
+            view.refresh_policy = _read_refresh_policy(cursor, (schema, name), rows[0])
     return view
 
 
-def _read_refresh_policy(cursor, schema: str, name: str) -> RefreshPolicyState | None:
+def _read_refresh_policy(cursor, view, materialization) -> RefreshPolicyState | None:
+    """The refresh job of a continuous aggregate. timescaledb_information.jobs names it by the
+    aggregate's view since TimescaleDB 2.20, by its materialization hypertable before."""
     rows = fetch_all(
         cursor,
         "SELECT EXTRACT(EPOCH FROM (config->>'start_offset')::interval),"
@@ -300,8 +328,8 @@ def _read_refresh_policy(cursor, schema: str, name: str) -> RefreshPolicyState |
         " EXTRACT(EPOCH FROM schedule_interval)"
         " FROM timescaledb_information.jobs"
         " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
-        " AND hypertable_schema = %s AND hypertable_name = %s",
-        (schema, name),
+        " AND (hypertable_schema, hypertable_name) IN ((%s, %s), (%s, %s))",
+        (*view, *materialization),
     )
     if not rows:
         return None

@@ -36,9 +36,16 @@ TIMESCALE = "timescale"
 APACHE = "apache"
 POSTGRESQL = "postgresql"
 
+# The oldest TimescaleDB release init supports: the columnstore API (enable_columnstore,
+# add_columnstore_policy) arrived in 2.18.
+MINIMUM_TIMESCALEDB = (2, 18, 0)
+
 RETAINED_TABLE = "llm_consumption"
-COLUMNSTORE_SEGMENT_BY = "provider, model"
-COLUMNSTORE_ORDER_BY = "time DESC"
+# Dashboards filter and group by provider and model. The unique key (event_id, time) must be
+# among the segmentby/orderby columns, or TimescaleDB warns and checks conflicts on
+# compressed chunks the slow way.
+COLUMNSTORE_SEGMENT_BY = ("provider", "model")
+COLUMNSTORE_ORDER_BY = (("time", "DESC"), ("event_id", "ASC"))
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,9 @@ class RefreshPolicy:
     schedule_seconds: float
 
 
-# Continuous aggregate refresh windows: must span at least two buckets; the raw data's
-# retention must outlast start_offset (validated in validate_desired).
+# Default continuous aggregate refresh windows (the module's refresh_policies option): a
+# window must span at least two buckets (the server checks it); the raw data's retention must
+# outlast start_offset (validated in validate_desired).
 REFRESH_POLICIES = {
     "llm_consumption_hourly": RefreshPolicy("3 days", "1 hour", "30 minutes", 259200, 3600, 1800),
     "llm_consumption_daily": RefreshPolicy("35 days", "1 hour", "1 hour", 3024000, 3600, 3600),
@@ -103,6 +111,9 @@ class Desired:
     columnstore_after_seconds: float
     roles: list[RoleSpec]
     allow_destructive: bool = False
+    refresh_policies: dict[str, RefreshPolicy] = field(
+        default_factory=lambda: dict(REFRESH_POLICIES)
+    )
 
 
 @dataclass
@@ -146,9 +157,25 @@ def resolve_mode(server: ServerState, timescaledb: str) -> tuple[str, list[str]]
     return POSTGRESQL, [reason + "; using plain PostgreSQL tables and materialized views"]
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'2.29.2' -> (2, 29, 2); a suffix such as '-dev' is ignored."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def unsupported_version(version: str | None) -> str | None:
+    """Why init refuses this TimescaleDB version, or None when it is supported."""
+    if version is None or version_tuple(version) >= MINIMUM_TIMESCALEDB:
+        return None
+    return (
+        "TimescaleDB {0} is older than {1}, the oldest release this module supports (it"
+        " uses the columnstore API). Upgrade the image, then run ALTER EXTENSION timescaledb"
+        " UPDATE in each database".format(version, ".".join(map(str, MINIMUM_TIMESCALEDB)))
+    )
+
+
 def validate_desired(desired: Desired) -> list[str]:
     errors = []
-    for name, policy in REFRESH_POLICIES.items():
+    for name, policy in desired.refresh_policies.items():
         if desired.retention_seconds <= policy.start_offset_seconds:
             errors.append(
                 "retention ({0}) must be longer than the refresh window of {1} ({2})".format(
@@ -359,18 +386,33 @@ def plan_constraints(plan: Plan, table: Table, current: TableState) -> None:
         )
 
 
+def columnstore_settings_sql() -> tuple[str, str]:
+    """The segmentby and orderby settings as TimescaleDB spells them in ALTER TABLE."""
+    segment_by = ", ".join(COLUMNSTORE_SEGMENT_BY)
+    order_by = ", ".join(name + " " + direction for name, direction in COLUMNSTORE_ORDER_BY)
+    return segment_by, order_by
+
+
 def plan_columnstore(plan: Plan, table: Table, current: TableState | None, desired: Desired):
+    segment_by, order_by = columnstore_settings_sql()
     if current is None or not current.columnstore_enabled:
         plan.add(
             "enable the columnstore on " + table.name,
             sql.SQL(
                 "ALTER TABLE {0} SET (timescaledb.enable_columnstore = true,"
                 " timescaledb.segmentby = {1}, timescaledb.orderby = {2})"
-            ).format(
-                _ident(table.name),
-                sql.Literal(COLUMNSTORE_SEGMENT_BY),
-                sql.Literal(COLUMNSTORE_ORDER_BY),
-            ),
+            ).format(_ident(table.name), sql.Literal(segment_by), sql.Literal(order_by)),
+        )
+    elif (current.columnstore_segment_by, current.columnstore_order_by) != (
+        COLUMNSTORE_SEGMENT_BY,
+        COLUMNSTORE_ORDER_BY,
+    ):
+        # Chunks already in the columnstore keep the settings they were compressed with.
+        plan.add(
+            "set the columnstore segmentby and orderby of {0} for new chunks".format(table.name),
+            sql.SQL(
+                "ALTER TABLE {0} SET (timescaledb.segmentby = {1}, timescaledb.orderby = {2})"
+            ).format(_ident(table.name), sql.Literal(segment_by), sql.Literal(order_by)),
         )
     after = None if current is None else current.columnstore_after_seconds
     if after == desired.columnstore_after_seconds:
@@ -466,7 +508,7 @@ def plan_aggregate(
         )
         return desired.allow_destructive
     if kind == "continuous":
-        plan_refresh_policy(plan, aggregate, current)
+        plan_refresh_policy(plan, aggregate, current, desired.refresh_policies[aggregate.name])
     elif unique_index_name(aggregate) not in current.indexes:
         plan.steps.append(unique_index_step(aggregate, nulls_not_distinct))
     return False
@@ -507,7 +549,7 @@ def create_aggregate_steps(
     definition = sql.SQL(aggregate_definition(aggregate, desired.mode))
     tag = definition_tag(aggregate, desired.mode)
     if aggregate_kind(desired.mode) == "continuous":
-        policy = REFRESH_POLICIES[aggregate.name]
+        policy = desired.refresh_policies[aggregate.name]
         return [
             Step(
                 "create continuous aggregate " + aggregate.name,
@@ -544,8 +586,9 @@ def refresh_policy_step(aggregate: Aggregate, policy: RefreshPolicy) -> Step:
     )
 
 
-def plan_refresh_policy(plan: Plan, aggregate: Aggregate, current: ViewState) -> None:
-    policy = REFRESH_POLICIES[aggregate.name]
+def plan_refresh_policy(
+    plan: Plan, aggregate: Aggregate, current: ViewState, policy: RefreshPolicy
+) -> None:
     existing = current.refresh_policy
     wanted = (policy.start_offset_seconds, policy.end_offset_seconds, policy.schedule_seconds)
     if existing is not None:

@@ -23,6 +23,9 @@ description:
     Apache-only TimescaleDB or with plain PostgreSQL it does not fail; aggregates become
     plain materialized views and RV(scheduled_outside) lists what must run on a host timer
     (view refreshes, dropping old rows).
+  - Supports TimescaleDB 2.18 and newer (tested on 2.19 with the Apache license and 2.29
+    with the timescale license) and plain PostgreSQL; an older extension is refused with a
+    message saying how to update it.
   - Schema evolution is additive. A change that would drop or rewrite data (a column type
     change, turning a table that holds rows into a hypertable, recreating an aggregate whose
     definition changed, shortening retention) is refused with a message naming it, unless
@@ -72,6 +75,34 @@ options:
       - Age after which chunks move to the columnstore.
     type: str
     default: 7 days
+  refresh_policies:
+    description:
+      - Refresh window and schedule of each continuous aggregate (C(timescale) license only;
+        without it the host timers refresh whole materialized views).
+      - A window (O(refresh_policies.llm_consumption_hourly.start_offset) minus its
+        C(end_offset)) must cover at least two buckets, and O(retention) must be longer than
+        every C(start_offset).
+    type: dict
+    suboptions:
+      llm_consumption_hourly:
+        description: The hourly aggregate's refresh policy.
+        type: dict
+        suboptions: &refresh_policy
+          start_offset:
+            description: Oldest bucket each refresh recomputes, as an age (a PostgreSQL interval).
+            type: str
+          end_offset:
+            description: Newest bucket each refresh recomputes, as an age.
+            type: str
+          schedule_interval:
+            description: How often the refresh job runs.
+            type: str
+        default: {start_offset: 3 days, end_offset: 1 hour, schedule_interval: 30 minutes}
+      llm_consumption_daily:
+        description: The daily aggregate's refresh policy.
+        type: dict
+        suboptions: *refresh_policy
+        default: {start_offset: 35 days, end_offset: 1 hour, schedule_interval: 1 hour}
   writer_role:
     description:
       - Role of the app. Gets C(SELECT), C(INSERT), C(UPDATE) on the three tables.
@@ -194,6 +225,14 @@ scheduled_outside:
       description: The statement to run in O(database).
       type: str
       sample: REFRESH MATERIALIZED VIEW CONCURRENTLY "llm_consumption_hourly"
+notices:
+  description:
+    - What the server said while the planned statements ran (warnings and notices, e.g. a
+      columnstore setting it advises against). Warnings are also shown as Ansible warnings.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 refusals:
   description: Destructive changes that were refused (the module fails when there are any).
   returned: failure
@@ -209,6 +248,7 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_conn
     connect,
     connection_argument_spec,
     database_exists,
+    fetch_value,
     psycopg2,
     quoted,
     sql,
@@ -217,14 +257,18 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_insp
     DatabaseState,
     interval_seconds,
     read_database,
+    read_roles,
     read_server,
 )
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_plan import (
+    REFRESH_POLICIES,
     Desired,
     Plan,
+    RefreshPolicy,
     RoleSpec,
     build_plan,
     resolve_mode,
+    unsupported_version,
     validate_desired,
 )
 
@@ -241,6 +285,26 @@ def argument_spec() -> dict:
         retention=dict(type="str", default="730 days"),
         columnstore=dict(type="bool", default=True),
         columnstore_after=dict(type="str", default="7 days"),
+        refresh_policies=dict(
+            type="dict",
+            apply_defaults=True,
+            options={
+                name: dict(
+                    type="dict",
+                    options=dict(
+                        start_offset=dict(type="str"),
+                        end_offset=dict(type="str"),
+                        schedule_interval=dict(type="str"),
+                    ),
+                    default=dict(
+                        start_offset=policy.start_offset,
+                        end_offset=policy.end_offset,
+                        schedule_interval=policy.schedule_interval,
+                    ),
+                )
+                for name, policy in REFRESH_POLICIES.items()
+            },
+        ),
         writer_role=dict(type="str", default="aicost_writer"),
         writer_password=dict(type="str", no_log=True),
         reader_role=dict(type="str", default="aicost_reader"),
@@ -250,6 +314,24 @@ def argument_spec() -> dict:
     return spec
 
 
+def refresh_policies(module: AnsibleModule, cursor) -> dict[str, RefreshPolicy]:
+    policies = {}
+    for name, given in module.params["refresh_policies"].items():
+        # An entry given in part keeps the defaults of the keys it leaves out.
+        default = REFRESH_POLICIES[name]
+        offsets = {
+            key: given.get(key) or getattr(default, key)
+            for key in ("start_offset", "end_offset", "schedule_interval")
+        }
+        policies[name] = RefreshPolicy(
+            start_offset_seconds=interval_seconds(cursor, offsets["start_offset"]),
+            end_offset_seconds=interval_seconds(cursor, offsets["end_offset"]),
+            schedule_seconds=interval_seconds(cursor, offsets["schedule_interval"]),
+            **offsets,
+        )
+    return policies
+
+
 def desired_state(module: AnsibleModule, cursor, mode: str) -> Desired:
     params = module.params
     try:
@@ -257,6 +339,7 @@ def desired_state(module: AnsibleModule, cursor, mode: str) -> Desired:
             option: interval_seconds(cursor, params[option])
             for option in ("chunk_time_interval", "retention", "columnstore_after")
         }
+        policies = refresh_policies(module, cursor)
     except psycopg2.Error as error:
         module.fail_json(msg="Invalid interval: {0}".format(str(error).strip()))
     return Desired(
@@ -278,11 +361,15 @@ def desired_state(module: AnsibleModule, cursor, mode: str) -> Desired:
             RoleSpec(params["reader_role"], params["reader_password"], ("SELECT",), ("SELECT",)),
         ],
         allow_destructive=params["allow_destructive"],
+        refresh_policies=policies,
     )
 
 
-def run_plan(module: AnsibleModule, connection, plan: Plan, log: SqlLog) -> None:
-    """Execute every step in one transaction: committed, or rolled back in check mode."""
+def run_plan(module: AnsibleModule, connection, plan: Plan, log: SqlLog) -> list[str]:
+    """Execute every step in one transaction: committed, or rolled back in check mode.
+
+    Returns what the server said meanwhile (its warnings and notices)."""
+    del connection.notices[:]
     with connection.cursor() as cursor:
         try:
             for step in plan.steps:
@@ -292,11 +379,23 @@ def run_plan(module: AnsibleModule, connection, plan: Plan, log: SqlLog) -> None
             module.fail_json(
                 msg="Statement failed, nothing was changed: {0}".format(str(error).strip()),
                 queries=log.executed_queries,
+                notices=server_notices(connection),
             )
     if module.check_mode:
         connection.rollback()
     else:
         connection.commit()
+    return server_notices(connection)
+
+
+def server_notices(connection) -> list[str]:
+    return [" ".join(notice.split()) for notice in connection.notices]
+
+
+def refuse_unsupported(module: AnsibleModule, version: str | None) -> None:
+    reason = unsupported_version(version)
+    if reason:
+        module.fail_json(msg=reason)
 
 
 def main() -> None:
@@ -306,6 +405,7 @@ def main() -> None:
     maintenance = connect(module, params["maintenance_database"], autocommit=True)
     with maintenance.cursor() as cursor:
         server = read_server(cursor)
+        refuse_unsupported(module, server.extension_default_version)
         try:
             mode, warnings = resolve_mode(server, params["timescaledb"])
         except ValueError as error:
@@ -329,6 +429,7 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = %s", (LOCK_TIMEOUT,))
             state = read_database(cursor, server, roles)
+        refuse_unsupported(module, server.extension_installed_version)
         plan = build_plan(desired, state)
         if plan.refusals:
             connection.rollback()
@@ -337,16 +438,24 @@ def main() -> None:
                 " allow_destructive=true to apply them.".format("; ".join(plan.refusals)),
                 refusals=plan.refusals,
             )
-        run_plan(module, connection, plan, log)
+        notices = run_plan(module, connection, plan, log)
         render_with = connection
     else:
-        fresh = dataclasses.replace(server, extension_installed_version=None)
-        plan = build_plan(desired, DatabaseState(server=fresh, database_exists=False))
+        fresh = DatabaseState(
+            server=dataclasses.replace(server, extension_installed_version=None),
+            database_exists=False,
+        )
+        # Roles are cluster-wide: read them in a transaction of the maintenance database.
+        with connect(module, params["maintenance_database"]).cursor() as cursor:
+            read_roles(cursor, fresh, roles, objects=[])
+        plan = build_plan(desired, fresh)
         with maintenance.cursor() as cursor:
             for step in plan.steps:
                 log.record(cursor, step.query, step.params, step.secret)
         render_with = maintenance
-    for warning in warnings + plan.warnings:
+        notices = []
+    server_warnings = [notice for notice in notices if notice.startswith("WARNING")]
+    for warning in warnings + plan.warnings + server_warnings:
         module.warn(warning)
     with render_with.cursor() as cursor:
         scheduled = [
@@ -358,7 +467,9 @@ def main() -> None:
             )
             for task in plan.scheduled
         ]
-        extension_version = read_server(cursor).extension_installed_version
+        extension_version = fetch_value(
+            cursor, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timescaledb'"
+        )
     result = dict(
         changed=bool(log.executed_queries),
         queries=log.executed_queries,
@@ -367,6 +478,7 @@ def main() -> None:
         extension_version=extension_version,
         features=plan.features,
         scheduled_outside=scheduled,
+        notices=notices,
     )
     if module._diff:
         result["diff"] = dict(before="", after="".join(q + ";\n" for q in log.executed_queries))

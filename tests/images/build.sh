@@ -4,6 +4,8 @@
 # its folder and of its base image is kept as a label).
 #   tests/images/build.sh            # everything
 #   tests/images/build.sh vm timescaledb
+# Where a registry is reachable, AICOST_TEST_TIMESCALEDB_UPSTREAM=timescale/timescaledb:2.29.2-pg17
+# pulls the upstream image and uses it in place of the one built from source.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 base=aicost-test/debian:trixie
@@ -11,19 +13,21 @@ registry_name=aicost-test-registry
 registry_port=${AICOST_TEST_REGISTRY_PORT:-5000}
 network=aicost-test
 
-# image name:tag | build folder | build args
+timescale_image=aicost-test/timescaledb:2.29.2-pg17
+# image name:tag | build folder | build args | base image (default: the Debian 13 base)
 images=(
-  "aicost-test/vm:trixie|vm|"
-  "aicost-test/timescaledb:pg17|timescaledb|WITH_TIMESCALEDB=true"
-  "aicost-test/postgres:17|timescaledb|WITH_TIMESCALEDB=false"
-  "aicost-test/prometheus:trixie|prometheus|"
-  "aicost-test/alertmanager:trixie|alertmanager|"
-  "aicost-test/node-exporter:trixie|node-exporter|"
-  "aicost-test/registry:trixie|registry|"
+  "aicost-test/vm:trixie|vm||"
+  "aicost-test/postgres:17|timescaledb|WITH_TIMESCALEDB=false|"
+  "aicost-test/timescaledb-apache:pg17|timescaledb|WITH_TIMESCALEDB=true|"
+  "$timescale_image|timescaledb-tsl||aicost-test/postgres:17"
+  "aicost-test/prometheus:trixie|prometheus||"
+  "aicost-test/alertmanager:trixie|alertmanager||"
+  "aicost-test/node-exporter:trixie|node-exporter||"
+  "aicost-test/registry:trixie|registry||"
 )
 # the images the test VMs pull through the registry
 pushed=(aicost-test/prometheus:trixie aicost-test/alertmanager:trixie
-        aicost-test/node-exporter:trixie aicost-test/timescaledb:pg17)
+        aicost-test/node-exporter:trixie "$timescale_image")
 
 label() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
 
@@ -40,20 +44,31 @@ build_base() {
 }
 
 build_one() {
-  local name=$1 dir=$2 args=$3 inputs
+  local name=$1 dir=$2 args=$3 from=${4:-$base} inputs
+  if [ "$name" = "$timescale_image" ] && [ -n "${AICOST_TEST_TIMESCALEDB_UPSTREAM:-}" ]; then
+    use_upstream "$AICOST_TEST_TIMESCALEDB_UPSTREAM" "$name"
+    return
+  fi
   inputs=$( (cd "$here/$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum;
-             echo "$args"; docker image inspect -f '{{.Id}}' "$base") | sha256sum | cut -c1-16)
+             echo "$args"; docker image inspect -f '{{.Id}}' "$from") | sha256sum | cut -c1-16)
   if [ "$(label "$name" aicost.inputs)" = "$inputs" ]; then
     return
   fi
   echo "images: building $name"
-  local build_args=(--build-arg "BASE_IMAGE=$base")
+  local build_args=(--build-arg "BASE_IMAGE=$from")
   [ -n "$args" ] && build_args+=(--build-arg "$args")
   if ! docker build "${build_args[@]}" --label "aicost.inputs=$inputs" -t "$name" "$here/$dir" \
        >/tmp/aicost-image-build.log 2>&1; then
     tail -30 /tmp/aicost-image-build.log >&2
     exit 1
   fi
+}
+
+use_upstream() {
+  local upstream=$1 name=$2
+  echo "images: using $upstream as $name"
+  docker pull -q "$upstream" >/dev/null
+  docker tag "$upstream" "$name"
 }
 
 start_registry() {
@@ -87,13 +102,13 @@ push_one() {
 build_base
 selected=("$@")
 for entry in "${images[@]}"; do
-  IFS='|' read -r name dir args <<<"$entry"
+  IFS='|' read -r name dir args from <<<"$entry"
   if ((${#selected[@]})); then
     match=false
     for s in "${selected[@]}"; do [ "$s" = "$dir" ] || [ "$s" = "$name" ] && match=true; done
     $match || continue
   fi
-  build_one "$name" "$dir" "$args"
+  build_one "$name" "$dir" "$args" "$from"
 done
 if ((${#selected[@]} == 0)); then
   start_registry

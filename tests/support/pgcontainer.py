@@ -10,14 +10,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-TIMESCALEDB_IMAGE = "aicost-test/timescaledb:pg17"
+# The production path: TimescaleDB 2.29.2 with the timescale license, as in the upstream image.
+TIMESCALEDB_IMAGE = "aicost-test/timescaledb:2.29.2-pg17"
+# Debian's Apache-only build and plain PostgreSQL: the fallbacks init must handle too.
+TIMESCALEDB_APACHE_IMAGE = "aicost-test/timescaledb-apache:pg17"
 POSTGRES_IMAGE = "aicost-test/postgres:17"
 
 
 def _docker(*args: str, check: bool = True) -> str:
-    result = subprocess.run(
-        ["docker", *args], check=False, capture_output=True, text=True
-    )
+    result = subprocess.run(["docker", *args], check=False, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -43,7 +44,10 @@ class PostgresContainer:
         """Run a command inside the container and return its standard output."""
         result = subprocess.run(
             ["docker", "exec", "-i", self.name, *cmd],
-            input=input_text, check=False, capture_output=True, text=True,
+            input=input_text,
+            check=False,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise RuntimeError(f"{cmd!r} in {self.name} failed: {result.stderr.strip()}")
@@ -54,9 +58,20 @@ class PostgresContainer:
         while time.monotonic() < deadline:
             # pg_isready over TCP: the entrypoint's own start on a socket does not count.
             probe = subprocess.run(
-                ["docker", "exec", self.name, "pg_isready", "-h", "127.0.0.1",
-                 "-U", self.user, "-d", self.dbname],
-                check=False, capture_output=True,
+                [
+                    "docker",
+                    "exec",
+                    self.name,
+                    "pg_isready",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    self.user,
+                    "-d",
+                    self.dbname,
+                ],
+                check=False,
+                capture_output=True,
             )
             if probe.returncode == 0:
                 return
@@ -91,10 +106,16 @@ def postgres_container(
         port=_free_loopback_port(),
     )
     _docker(
-        "run", "-d", "--name", container.name,
-        "-e", f"POSTGRES_PASSWORD={container.password}",
-        "-e", f"POSTGRES_DB={dbname}",
-        "-p", f"127.0.0.1:{container.port}:5432",
+        "run",
+        "-d",
+        "--name",
+        container.name,
+        "-e",
+        f"POSTGRES_PASSWORD={container.password}",
+        "-e",
+        f"POSTGRES_DB={dbname}",
+        "-p",
+        f"127.0.0.1:{container.port}:5432",
         image,
     )
     try:

@@ -1,6 +1,6 @@
 """run_collector against a real PostgreSQL 17 + TimescaleDB container: idempotence, resume.
 
-Needs Docker and the aicost-test/timescaledb:pg17 image (tests/images/build.sh).
+Needs Docker and the aicost-test/timescaledb:2.29.2-pg17 image (tests/images/build.sh).
 """
 
 from __future__ import annotations

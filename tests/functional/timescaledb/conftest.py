@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from pgcontainer import (  # noqa: E402
     POSTGRES_IMAGE,
+    TIMESCALEDB_APACHE_IMAGE,
     TIMESCALEDB_IMAGE,
     PostgresContainer,
     postgres_container,
@@ -93,24 +94,29 @@ def run_module(ansible_collections_path: Path):
     return run
 
 
-@pytest.fixture(scope="module")
-def timescaledb_server() -> Iterator[PostgresContainer]:
+@pytest.fixture(scope="session")
+def timescale_server() -> Iterator[PostgresContainer]:
+    """TimescaleDB with the timescale license: what users of the upstream image run."""
     with postgres_container(TIMESCALEDB_IMAGE, prefix=CONTAINER_PREFIX) as container:
         yield container
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def apache_server() -> Iterator[PostgresContainer]:
+    with postgres_container(TIMESCALEDB_APACHE_IMAGE, prefix=CONTAINER_PREFIX) as container:
+        yield container
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresContainer]:
     with postgres_container(POSTGRES_IMAGE, prefix=CONTAINER_PREFIX) as container:
         yield container
 
 
-@pytest.fixture(params=["timescaledb", "postgresql"])
+@pytest.fixture(params=["timescale", "apache", "postgres"])
 def server(request: pytest.FixtureRequest) -> PostgresContainer:
-    """Each test runs against Apache-only TimescaleDB and against plain PostgreSQL."""
-    return request.getfixturevalue(
-        "timescaledb_server" if request.param == "timescaledb" else "postgres_server"
-    )
+    """Each test runs on the production path and on both fallbacks."""
+    return request.getfixturevalue(request.param + "_server")
 
 
 def connection_args(server: PostgresContainer, database: str) -> dict[str, Any]:
@@ -144,6 +150,28 @@ def query(server: PostgresContainer, database: str, statement: str, params=None)
     with contextlib.closing(connect(server, database)) as connection, connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
+
+
+# Each table's full content in a client-independent text form, ordered: an independent check
+# of what the modules' own fingerprints claim.
+TABLE_CONTENT = (
+    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
+    " FROM {table} AS t"
+)
+TABLES = ("llm_consumption", "llm_provider_usage", "llm_collector_state")
+
+
+def table_contents(server: PostgresContainer, database: str) -> dict[str, tuple]:
+    contents = {}
+    for table in TABLES:
+        rows = query(
+            server,
+            database,
+            "SET TimeZone = 'UTC'; SET extra_float_digits = 1; "
+            + TABLE_CONTENT.format(table=table),
+        )
+        contents[table] = rows[0]
+    return contents
 
 
 def insert_usage_rows(

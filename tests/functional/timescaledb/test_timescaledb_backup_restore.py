@@ -10,28 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import connection_args, insert_usage_rows, query
-
-# Each table's full content in a client-independent text form, ordered: an independent check
-# of what the modules' own fingerprints claim.
-TABLE_CONTENT = (
-    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
-    " FROM {table} AS t"
-)
-TABLES = ("llm_consumption", "llm_provider_usage", "llm_collector_state")
-
-
-def table_contents(server, database: str) -> dict[str, tuple]:
-    contents = {}
-    for table in TABLES:
-        rows = query(
-            server,
-            database,
-            "SET TimeZone = 'UTC'; SET extra_float_digits = 1; "
-            + TABLE_CONTENT.format(table=table),
-        )
-        contents[table] = rows[0]
-    return contents
+from conftest import TABLES, connection_args, insert_usage_rows, query, table_contents
 
 
 @pytest.fixture
@@ -178,9 +157,9 @@ def test_check_mode_backup_writes_nothing(server, populated, tmp_path, run_modul
     assert not dest.exists()
 
 
-def test_retention_keeps_daily_and_weekly_backups(timescaledb_server, database_name, tmp_path,
+def test_retention_keeps_daily_and_weekly_backups(timescale_server, database_name, tmp_path,
                                                   run_module):  # fmt: skip
-    server = timescaledb_server
+    server = timescale_server
     args = connection_args(server, database_name)
     assert not run_module("timescaledb_init", args).failed
     # Older backups, newest first: two on one day, then one a day, then weekly-spaced ones.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg2
 import pytest
 
@@ -23,11 +25,17 @@ def init_args(server, database: str, **extra) -> dict:
 
 
 def expected_license(server) -> str:
-    """Debian's TimescaleDB build is Apache-only; the plain image has no extension at all."""
+    """What the server runs: the timescale or apache license, or no extension at all."""
     rows = query(
         server, "postgres", "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     )
-    return "apache" if rows else "postgresql"
+    if not rows:
+        return "postgresql"
+    with contextlib.closing(connect(server, "postgres")) as connection, connection.cursor() as cur:
+        cur.execute("BEGIN; CREATE EXTENSION IF NOT EXISTS timescaledb; SHOW timescaledb.license")
+        license_setting = cur.fetchone()[0]
+        cur.execute("ROLLBACK")
+    return license_setting
 
 
 def database_exists(server, database: str) -> bool:
@@ -142,6 +150,7 @@ def test_type_change_of_an_aggregated_column_recreates_the_views(server, databas
     assert not run_module("timescaledb_init", args).changed
 
 
+@pytest.mark.parametrize("server", ["apache", "postgres"], indirect=True)
 def test_scheduled_outside_statements_run_and_refresh_the_views(server, database_name, run_module):
     applied = run_module("timescaledb_init", init_args(server, database_name))
     names = {task["name"] for task in applied.result["scheduled_outside"]}
@@ -179,13 +188,13 @@ def test_passwords_never_reach_the_output(server, database_name, run_module):
     reader.close()
 
 
-def test_apache_timescaledb_gets_hypertables(timescaledb_server, database_name, run_module):
-    applied = run_module("timescaledb_init", init_args(timescaledb_server, database_name))
+def test_apache_timescaledb_gets_hypertables(apache_server, database_name, run_module):
+    applied = run_module("timescaledb_init", init_args(apache_server, database_name))
     assert applied.result["license"] == "apache"
     assert applied.result["features"]["hypertables"] == "database"
     assert "unavailable" in applied.result["features"]["columnstore"]
     hypertables = query(
-        timescaledb_server,
+        apache_server,
         database_name,
         "SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1",
     )
@@ -193,9 +202,9 @@ def test_apache_timescaledb_gets_hypertables(timescaledb_server, database_name, 
 
 
 def test_non_empty_table_is_not_rewritten_into_a_hypertable_by_surprise(
-    timescaledb_server, database_name, run_module
+    apache_server, database_name, run_module
 ):
-    server = timescaledb_server
+    server = apache_server
     args = init_args(server, database_name, timescaledb="disabled")
     assert run_module("timescaledb_init", args).result["license"] == "postgresql"
     insert_usage_rows(server, database_name, 25)

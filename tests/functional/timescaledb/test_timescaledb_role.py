@@ -1,8 +1,10 @@
-"""The timescaledb role on a systemd test VM: stack up, timescaledb_init, host timers.
+"""The timescaledb role's fallback path on a systemd test VM: stack up, timescaledb_init,
+host timers.
 
-The VM (tests/images/vm) runs systemd and its own Docker engine; the TimescaleDB stand-in
-image is loaded into it. Debian's TimescaleDB is Apache-only, so init must hand the view
-refreshes and the retention to systemd timers, and those timers must really work.
+The VM (tests/images/vm) runs systemd and its own Docker engine; Debian's Apache-only
+TimescaleDB image is loaded into it, so init must hand the view refreshes and the retention
+to systemd timers, and those timers must really work. The production path (the timescale
+license, jobs inside the database) is the molecule default scenario's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from pgcontainer import TIMESCALEDB_IMAGE
+from pgcontainer import TIMESCALEDB_APACHE_IMAGE
 
 from conftest import REPO
 
@@ -60,7 +62,7 @@ def vm() -> Iterator[str]:
            " systemctl is-system-running | grep -q degraded; do sleep 1; done;"
            " DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
            " docker.io docker-cli docker-compose python3-psycopg2")  # fmt: skip
-        image = subprocess.run(["docker", "save", TIMESCALEDB_IMAGE], capture_output=True,
+        image = subprocess.run(["docker", "save", TIMESCALEDB_APACHE_IMAGE], capture_output=True,
                                check=True).stdout  # fmt: skip
         sh("docker", "exec", "-i", name, "docker", "load", "-q", input_bytes=image)
         yield name
@@ -74,7 +76,7 @@ def vm() -> Iterator[str]:
 def converge(vm: str, tmp_path_factory: pytest.TempPathFactory, ansible_collections_path):
     workdir = tmp_path_factory.mktemp("role")
     playbook = workdir / "play.yml"
-    image, tag = TIMESCALEDB_IMAGE.split(":")
+    image, tag = TIMESCALEDB_APACHE_IMAGE.split(":")
     playbook.write_text(PLAYBOOK.format(image=image, tag=tag))
 
     def run(*extra: str) -> str:

@@ -108,6 +108,8 @@ def converged(mode: str = plan_mod.TIMESCALE) -> DatabaseState:
             columnstore_enabled=retained,
             retention_seconds=730 * DAY if retained else None,
             columnstore_after_seconds=7 * DAY if retained else None,
+            columnstore_segment_by=plan_mod.COLUMNSTORE_SEGMENT_BY if retained else (),
+            columnstore_order_by=plan_mod.COLUMNSTORE_ORDER_BY if retained else (),
         )
     for aggregate in AGGREGATES.values():
         policy = plan_mod.REFRESH_POLICIES[aggregate.name]
@@ -328,3 +330,57 @@ def test_writer_and_reader_must_be_different_roles():
     assert plan_mod.validate_desired(same) == [
         "writer_role and reader_role must be different roles"
     ]
+
+
+def test_the_columnstore_segments_and_orders_by_the_unique_key():
+    """TimescaleDB warns unless every unique-key column is a segmentby or orderby column."""
+    empty = DatabaseState(server=server(installed=None), database_exists=True)
+    plan = plan_mod.build_plan(desired(), empty)
+    enable = next(s for s in plan.steps if s.summary == "enable the columnstore on llm_consumption")
+    keyed = set(plan_mod.COLUMNSTORE_SEGMENT_BY) | {c for c, _ in plan_mod.COLUMNSTORE_ORDER_BY}
+    assert set(TABLES["llm_consumption"].unique) <= keyed
+    assert "time DESC, event_id ASC" in str(enable.query)
+
+
+def test_columnstore_settings_of_an_earlier_release_are_updated_for_new_chunks():
+    state = converged()
+    state.tables["llm_consumption"].columnstore_order_by = (("time", "DESC"),)
+    assert summaries(plan_mod.build_plan(desired(), state)) == [
+        "set the columnstore segmentby and orderby of llm_consumption for new chunks"
+    ]
+
+
+def test_a_changed_refresh_window_replaces_only_that_policy():
+    policies = dict(plan_mod.REFRESH_POLICIES)
+    policies["llm_consumption_daily"] = plan_mod.RefreshPolicy(
+        "60 days", "1 hour", "1 hour", 60 * DAY, 3600, 3600
+    )
+    plan = plan_mod.build_plan(desired(refresh_policies=policies), converged())
+    assert summaries(plan) == [
+        "replace the refresh policy of llm_consumption_daily",
+        "refresh llm_consumption_daily every 1 hour",
+    ]
+    assert plan.steps[1].params == ("llm_consumption_daily", "60 days", "1 hour", "1 hour")
+
+
+def test_retention_must_outlast_a_configured_refresh_window():
+    policies = dict(plan_mod.REFRESH_POLICIES)
+    policies["llm_consumption_hourly"] = plan_mod.RefreshPolicy(
+        "800 days", "1 hour", "1 hour", 800 * DAY, 3600, 3600
+    )
+    assert plan_mod.validate_desired(desired(refresh_policies=policies)) == [
+        "retention (730 days) must be longer than the refresh window of"
+        " llm_consumption_hourly (800 days)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [("2.29.2", False), ("2.18.0", False), ("2.19.3", False), ("2.17.2", True),
+     ("2.9.0-dev", True), (None, False)],
+)  # fmt: skip
+def test_timescaledb_older_than_the_columnstore_api_is_refused(version, refused):
+    reason = plan_mod.unsupported_version(version)
+    assert bool(reason) is refused
+    if refused:
+        assert "ALTER EXTENSION timescaledb UPDATE" in reason

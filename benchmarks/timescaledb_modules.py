@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
-"""Backup and restore time of the timescaledb modules beside bare pg_dump / pg_restore.
+"""Time of the timescaledb modules beside their bare baselines, measured in the same run.
 
-Starts a throwaway database container (the TimescaleDB test image by default), brings it up
-with timescaledb_init, loads --rows usage rows, then times in the same run, --repeat times
-each, median reported:
+Starts a throwaway database container (by default the timescale-license test image, the
+production path), then times, --repeat interleaved rounds each, medians reported:
+
+  init cold       `ansible -m aicost.monitoring.timescaledb_init` on a database that does
+                  not exist yet (creates everything)
+  init no-op      the same on an initialised database (reads it, changes nothing)
+  ansible ping    `ansible localhost -m ping`: what starting Ansible for one task costs
+
+then loads --rows usage rows and times:
 
   module backup   `ansible -m aicost.monitoring.timescaledb_backup` (snapshot, fingerprints,
                   pg_dump -Fc inside the container, sha256, manifest)
@@ -16,7 +22,7 @@ each, median reported:
 It prints the figures and the module/bare ratios. It measures, it does not judge: the exit
 status is 0 whatever the timings (noise is no failure), non-zero only when a step breaks.
 
-    .venv/bin/python benchmarks/timescaledb_backup.py [--rows 1000000] [--repeat 3]
+    .venv/bin/python benchmarks/timescaledb_modules.py [--rows 1000000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -117,6 +123,12 @@ class Modules:
         )
 
     def __call__(self, module: str, **args) -> dict:
+        return self.run(f"aicost.monitoring.{module}", {**self.connection, **args})
+
+    def ping(self) -> dict:
+        return self.run("ansible.builtin.ping", {})
+
+    def run(self, module: str, args: dict) -> dict:
         completed = subprocess.run(
             [
                 str(ANSIBLE),
@@ -128,9 +140,9 @@ class Modules:
                 "-e",
                 "ansible_python_interpreter={{ ansible_playbook_python }}",
                 "-m",
-                f"aicost.monitoring.{module}",
+                module,
                 "-a",
-                json.dumps({**self.connection, **args}),
+                json.dumps(args),
             ],
             cwd=REPO,
             env=self.env,
@@ -150,11 +162,20 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def interleaved(steps, repeat: int) -> dict[str, list[float]]:
+    """Interleaved rounds, so drift (caches, autovacuum) hits every step alike."""
+    samples: dict[str, list[float]] = {label: [] for label, _ in steps}
+    for _ in range(repeat):
+        for label, action in steps:
+            samples[label].append(timed(action))
+    return samples
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--image", default="aicost-test/timescaledb:pg17")
+    parser.add_argument("--image", default="aicost-test/timescaledb:2.29.2-pg17")
     options = parser.parse_args()
 
     password = secrets.token_urlsafe(16)
@@ -171,6 +192,15 @@ def main() -> int:
             ),
         )
         init = modules("timescaledb_init")
+        init_steps = (
+            (
+                "init cold",
+                lambda: modules("timescaledb_init", database="cold_" + secrets.token_hex(4)),
+            ),
+            ("init no-op", lambda: modules("timescaledb_init")),
+            ("ansible ping", modules.ping),
+        )
+        init_samples = interleaved(init_steps, options.repeat)
         load = timed(lambda: psql(container, DATABASE, LOAD_ROWS.format(rows=options.rows)))
         psql(container, DATABASE, "VACUUM ANALYZE llm_consumption")
         size = psql(
@@ -269,12 +299,11 @@ def main() -> int:
             ("module restore", module_restore),
             ("bare pg_restore", bare_pg_restore),
         )
-        samples: dict[str, list[float]] = {label: [] for label, _ in steps}
-        # Interleaved rounds, so drift (caches, autovacuum) hits module and bare runs alike.
-        for _ in range(options.repeat):
-            for label, action in steps:
-                samples[label].append(timed(action))
-        figures = {label: (statistics.median(values), values) for label, values in samples.items()}
+        samples = interleaved(steps, options.repeat)
+        figures = {
+            label: (statistics.median(values), values)
+            for label, values in {**init_samples, **samples}.items()
+        }
         dump_bytes = last_backup["manifest"]["dump_bytes"]
         print(
             f"dump size: module {dump_bytes / 1e6:.1f} MB, bare "
@@ -289,9 +318,14 @@ def main() -> int:
                 f"{part} {statistics.median(values):.2f}" for part, values in breakdown.items()
             )
         )
-        for kind, bare in (("backup", "bare pg_dump"), ("restore", "bare pg_restore")):
-            ratio = figures[f"module {kind}"][0] / figures[bare][0]
-            print(f"{kind} ratio module/bare: {ratio:.2f}x")
+        for measured, bare in (
+            ("init cold", "ansible ping"),
+            ("init no-op", "ansible ping"),
+            ("module backup", "bare pg_dump"),
+            ("module restore", "bare pg_restore"),
+        ):
+            ratio = figures[measured][0] / figures[bare][0]
+            print(f"{measured} / {bare}: {ratio:.2f}x")
         return 0
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", container], capture_output=True, check=False)
