@@ -7,9 +7,6 @@ Only SELECTs here; nothing is recorded in the SQL log because nothing changes.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_connection import (
@@ -22,6 +19,9 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_conn
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_schema import (
     AGGREGATES,
     TABLES,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_scram import (
+    scram_matches,
 )
 
 
@@ -370,32 +370,3 @@ def read_role(cursor, name: str, password: str | None, objects: list[str]) -> Ro
                 granted.add(privilege)
         role.privileges[obj] = granted
     return role
-
-
-def scram_matches(verifier: str | None, password: str) -> bool | None:
-    """Check a password against a stored SCRAM-SHA-256 verifier (RFC 7677, as PostgreSQL
-    stores it: ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``).
-
-    None when the verifier is absent or in another format (md5, plain), so the caller sets the
-    password rather than guessing.
-    """
-    if not verifier or not verifier.startswith("SCRAM-SHA-256$"):
-        return None
-    try:
-        scheme_parts = verifier.split("$")
-        if len(scheme_parts) != 3:
-            return None
-        iterations, salt = scheme_parts[1].split(":")
-        keys = scheme_parts[2]
-        stored_key, server_key = keys.split(":")
-        salted = hashlib.pbkdf2_hmac(
-            "sha256", password.encode("utf-8"), base64.b64decode(salt), int(iterations)
-        )
-    except ValueError:
-        return None
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    computed_stored = hashlib.sha256(client_key).digest()
-    computed_server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    return hmac.compare_digest(
-        computed_stored, base64.b64decode(stored_key)
-    ) and hmac.compare_digest(computed_server, base64.b64decode(server_key))

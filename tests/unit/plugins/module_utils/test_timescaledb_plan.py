@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 
 import pytest
@@ -14,11 +15,14 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_insp
     ServerState,
     TableState,
     ViewState,
-    scram_matches,
 )
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_schema import (
     AGGREGATES,
     TABLES,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_scram import (
+    scram_matches,
+    scram_verifier,
 )
 
 DAY = 86400.0
@@ -309,6 +313,13 @@ def test_canonical_type(spelled, canonical):
 def test_canonical_default_drops_the_cast_pg_get_expr_adds():
     assert plan_mod.canonical_default("'chat'::text") == "'chat'"
     assert plan_mod.canonical_default("now()") == "now()"
+
+
+def test_scram_verifier_is_what_postgresql_stores():
+    salt = base64.b64decode(VERIFIER_W1.split("$")[1].split(":")[1])
+    assert scram_verifier("w1", salt=salt) == VERIFIER_W1
+    fresh = scram_verifier("w1")
+    assert fresh != VERIFIER_W1 and scram_matches(fresh, "w1") is True
 
 
 def test_scram_verifier_check():
