@@ -10,16 +10,15 @@ license, jobs inside the database) is the molecule default scenario's.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 from pgcontainer import TIMESCALEDB_APACHE_IMAGE
+from testvm import sh, test_vm
 
 from conftest import REPO
 
-VM_IMAGE = "aicost-test/vm:trixie"
 UNITS = (
     "refresh-llm-consumption-hourly",
     "refresh-llm-consumption-daily",
@@ -40,36 +39,16 @@ PLAYBOOK = """
 """
 
 
-def sh(*argv: str, input_bytes: bytes | None = None) -> str:
-    completed = subprocess.run(argv, input=input_bytes, capture_output=True, check=False)
-    if completed.returncode != 0:
-        raise AssertionError(f"{argv[:4]} failed: {completed.stderr.decode()[-2000:]}")
-    return completed.stdout.decode()
-
-
 @pytest.fixture(scope="module")
 def vm() -> Iterator[str]:
-    name = "b-vm-" + secrets.token_hex(4)
-    sh("docker", "run", "-d", "--name", name, "--hostname", name,
-       "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-       "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-       "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-       "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", f"{name}-docker:/var/lib/docker",
-       VM_IMAGE, "/lib/systemd/systemd")  # fmt: skip
-    try:
+    with test_vm("b") as name:
         sh("docker", "exec", name, "sh", "-c",
-           "until systemctl is-system-running --wait >/dev/null 2>&1 ||"
-           " systemctl is-system-running | grep -q degraded; do sleep 1; done;"
-           " DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+           "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
            " docker.io docker-cli docker-compose python3-psycopg2")  # fmt: skip
         image = subprocess.run(["docker", "save", TIMESCALEDB_APACHE_IMAGE], capture_output=True,
                                check=True).stdout  # fmt: skip
         sh("docker", "exec", "-i", name, "docker", "load", "-q", input_bytes=image)
         yield name
-    finally:
-        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
-        subprocess.run(["docker", "volume", "rm", f"{name}-docker"], capture_output=True,
-                       check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
