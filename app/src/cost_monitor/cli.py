@@ -1,4 +1,4 @@
-"""cost-monitor serve | collect | prices | report"""
+"""cost-monitor serve | collect | prices | report | check-config"""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
 
 from cost_monitor.config import Config, ConfigError, load_config
 from cost_monitor.pricing import PriceCatalog
@@ -18,9 +21,15 @@ log = logging.getLogger("cost_monitor")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.run is run_check_config:  # reports every problem itself
+        return run_check_config(args)
     try:
         config = load_config(args.config)
-    except (ConfigError, OSError) as error:
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"cost-monitor: configuration: {problem}", file=sys.stderr)
+        return 2
+    except (OSError, yaml.YAMLError) as error:
         print(f"cost-monitor: configuration: {error}", file=sys.stderr)
         return 2
     return args.run(config, args)
@@ -39,8 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("names", nargs="*", help="collector instances (default: all enabled)")
     collect.set_defaults(run=run_collect)
 
-    prices = commands.add_parser("prices", help="show prices or quote a cost")
-    prices.add_argument("pattern", nargs="?", default="", help="substring of catalog keys")
+    prices = commands.add_parser(
+        "prices",
+        help="show prices, quote a cost, or diff the catalog against a newer LiteLLM file",
+        usage="%(prog)s [PATTERN] [options] | %(prog)s diff FILE [--format table|json]",
+    )
+    prices.add_argument(
+        "words", nargs="*", metavar="PATTERN | diff FILE", help="substring of catalog keys"
+    )
+    prices.add_argument(
+        "--format", choices=("table", "json"), help="output of prices diff (default: table)"
+    )
     prices.add_argument("--file", action="append", default=[], help="extra LiteLLM price file")
     prices.add_argument("--quote", metavar="MODEL", help="compute the cost of token counts")
     prices.add_argument("--provider", default="openai", help="OTel provider name for --quote")
@@ -57,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--until", help="UTC date or time, exclusive (default: now)")
     report.add_argument("--format", choices=("table", "csv"), default="table")
     report.set_defaults(run=run_report)
+
+    check = commands.add_parser(
+        "check-config", help="validate the configuration offline (exit 0 valid, 2 not)"
+    )
+    check.add_argument(
+        "--require-files",
+        action="store_true",
+        help="report files the configuration names (secrets, price files) that are missing",
+    )
+    check.set_defaults(run=run_check_config)
     return parser
 
 
@@ -106,7 +134,25 @@ def run_collect(config: Config, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def run_check_config(args: argparse.Namespace) -> int:
+    from cost_monitor.config_check import check_config
+
+    report = check_config(args.config, require_files=args.require_files)
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if report.problems:
+        return 2
+    print(report.summary())
+    return 0
+
+
 def run_prices(config: Config, args: argparse.Namespace) -> int:
+    if args.words[:1] == ["diff"]:
+        return run_prices_diff(config, args)
+    if len(args.words) > 1 or args.format:
+        print("usage: cost-monitor prices [PATTERN] | prices diff FILE", file=sys.stderr)
+        return 2
+    pattern = args.words[0] if args.words else ""
     catalog = load_catalog(config, args.file)
     if args.quote:
         cost = catalog.price(
@@ -128,7 +174,7 @@ def run_prices(config: Config, args: argparse.Namespace) -> int:
     per_million = 1_000_000
     print(f"{'model':<60} {'input':>9} {'cached':>9} {'output':>9}  USD per 1M tokens")
     for key in sorted(catalog.model_keys()):
-        if args.pattern not in key:
+        if pattern not in key:
             continue
         entry = catalog.entry(key) or {}
         values = [
@@ -143,6 +189,26 @@ def run_prices(config: Config, args: argparse.Namespace) -> int:
             f"{v * per_million:9.4f}" if isinstance(v, int | float) else f"{'-':>9}" for v in values
         ]
         print(f"{key:<60} {' '.join(cells)}")
+    return 0
+
+
+def run_prices_diff(config: Config, args: argparse.Namespace) -> int:
+    from cost_monitor.price_diff import diff_catalog, render_json, render_table
+    from cost_monitor.pricing import read_catalog_file
+
+    if len(args.words) != 2:
+        print("usage: cost-monitor prices diff FILE [--format table|json]", file=sys.stderr)
+        return 2
+    path = Path(args.words[1])
+    try:
+        document = read_catalog_file(path)
+    except (OSError, ValueError) as error:  # orjson.JSONDecodeError is a ValueError
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        print(f"cost-monitor: prices diff: {path}: {reason}", file=sys.stderr)
+        return 2
+    diff = diff_catalog(load_catalog(config, args.file), document)
+    render = render_json if args.format == "json" else render_table
+    sys.stdout.write(render(diff))
     return 0
 
 

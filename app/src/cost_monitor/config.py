@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -26,13 +28,36 @@ from cost_monitor.records import IngestLimits
 
 
 class ConfigError(ValueError):
-    pass
+    """One or more problems, each naming its key path (``config.listen.port: ...``)."""
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a converted value must be; ``requirement`` completes "must be ..." in messages."""
+
+    requirement: str
+    accepts: Callable[[Any], bool]
+
+
+RULE = "rule"  # the dataclass field metadata key load_config checks a value's Rule under
+POSITIVE_NUMBER = Rule("a positive number", lambda value: math.isfinite(value) and value > 0)
+POSITIVE_INTEGER = Rule("a positive whole number", lambda value: value > 0)
+PORT = Rule("a port number from 1 to 65535", lambda value: 1 <= value <= 65535)
+LOG_LEVEL = Rule(
+    "a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL)",
+    lambda value: value.upper() in logging.getLevelNamesMapping(),
+)
+TEXT_LIST = Rule("a list of strings", lambda items: all(type(item) is str for item in items))
 
 
 @dataclass
 class ListenConfig:
     host: str = "0.0.0.0"
-    port: int = 8080
+    port: int = field(default=8080, metadata={RULE: PORT})
 
 
 @dataclass
@@ -104,28 +129,36 @@ class PricesConfig:
 @dataclass
 class MetricsConfig:
     # Only these projects become label values; every other project is exported as "other".
-    projects: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list, metadata={RULE: TEXT_LIST})
     max_models: int = 200
 
 
 @dataclass
 class Budget:
-    daily_usd: float | None = None
-    monthly_usd: float | None = None
+    daily_usd: float | None = field(default=None, metadata={RULE: POSITIVE_NUMBER})
+    monthly_usd: float | None = field(default=None, metadata={RULE: POSITIVE_NUMBER})
 
 
 @dataclass
 class CollectorConfig:
     type: str | None = None  # a name in collectors.COLLECTORS; default: the instance name
     enabled: bool = True
-    interval_seconds: int = 3600
+    interval_seconds: int = field(default=3600, metadata={RULE: POSITIVE_INTEGER})
     settings: dict[str, Any] = field(default_factory=dict)  # passed to the collector as is
+
+
+@dataclass
+class ReconciliationConfig:
+    # Reported cost (llm_consumption) against billed cost (llm_provider_usage) of the last
+    # complete UTC day, per provider, recomputed every interval on its own connection.
+    enabled: bool = True
+    interval_seconds: int = field(default=900, metadata={RULE: POSITIVE_INTEGER})
 
 
 @dataclass
 class LoggingConfig:
     file: str = "/var/log/aicost/cost-monitor.log"
-    level: str = "INFO"
+    level: str = field(default="INFO", metadata={RULE: LOG_LEVEL})
 
 
 @dataclass
@@ -140,6 +173,7 @@ class Config:
     # Project name -> limits; the project "_all" budgets the sum over every project.
     budgets: dict[str, Budget] = field(default_factory=dict)
     collectors: dict[str, CollectorConfig] = field(default_factory=dict)
+    reconciliation: ReconciliationConfig = field(default_factory=ReconciliationConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -156,50 +190,99 @@ ENVIRONMENT = {
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> Config:
+    config, problems = parse_config(path, environ)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def parse_config(
+    path: str | Path | None = None, environ: Mapping[str, str] = os.environ
+) -> tuple[Config, list[str]]:
+    """The configuration and every problem found in it (a bad value leaves its default).
+
+    Raises OSError or yaml.YAMLError when the file cannot be read or parsed at all.
+    """
     path = path or environ.get("COST_MONITOR_CONFIG")
     document: dict[str, Any] = {}
     if path:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the configuration must be a mapping")
+            return Config(), [f"{path}: the configuration must be a mapping"]
         document = loaded
     for variable, (section, key) in ENVIRONMENT.items():
         if variable in environ:
-            document.setdefault(section, {})
-            document[section][key] = environ[variable]
-    return build(Config, document, "config")
+            if document.get(section) is None:
+                document[section] = {}
+            if isinstance(document[section], dict):  # else reported as "expected a mapping"
+                document[section][key] = environ[variable]
+    problems: list[str] = []
+    return build(Config, document, "config", problems), problems
 
 
-def build(cls: type, document: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, checking names and converting scalar types."""
+def build(cls: type, document: Any, where: str, problems: list[str] | None = None) -> Any:
+    """Build dataclass ``cls`` from a mapping, checking names, converting scalar types and
+    applying each field's rule.
+
+    Problems are appended to ``problems`` (a bad value keeps the field's default); without a
+    list, the first problem raises ConfigError.
+    """
+    found: list[str] = [] if problems is None else problems
     if not isinstance(document, Mapping):
-        raise ConfigError(f"{where}: expected a mapping")
+        found.append(f"{where}: expected a mapping, not {_shown(document)}")
+        document = {}
     hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = set(document) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    values = {
-        name: _convert(hints[name], value, f"{where}.{name}") for name, value in document.items()
-    }
+    known = {f.name: f for f in fields(cls)}
+    for name in document:
+        if name not in known:
+            found.append(f"{where}.{name}: unknown key (known: {', '.join(known)})")
+    values = {}
+    for name, value in document.items():
+        if name not in known:
+            continue
+        try:
+            values[name] = _convert(
+                hints[name], value, f"{where}.{name}", known[name].metadata.get(RULE), found
+            )
+        except ConfigError as error:
+            found.extend(error.problems)
+    if problems is None and found:
+        raise ConfigError(found)
     return cls(**values)
 
 
-def _convert(hint: Any, value: Any, where: str) -> Any:
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "text"}
+
+
+def _convert(hint: Any, value: Any, where: str, rule: Rule | None, problems: list[str]) -> Any:
     origin = getattr(hint, "__origin__", None)
     args = getattr(hint, "__args__", ())
     if is_dataclass(hint):
-        return build(hint, value or {}, where)
+        return build(hint, {} if value is None else value, where, problems)
     if origin is dict and len(args) == 2 and is_dataclass(args[1]):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping")
-        return {str(k): build(args[1], v or {}, f"{where}.{k}") for k, v in value.items()}
+            raise ConfigError(f"{where}: expected a mapping, not {_shown(value)}")
+        return {
+            str(k): build(args[1], {} if v is None else v, f"{where}.{k}", problems)
+            for k, v in value.items()
+        }
     if type(None) in args:  # Optional[X]
         if value is None:
             return None
         hint = next(arg for arg in args if arg is not type(None))
         origin = getattr(hint, "__origin__", None)
-    scalar = origin or hint
+    converted = _scalar(origin or hint, value, where, rule)
+    if rule is not None and not rule.accepts(converted):
+        raise ConfigError(f"{where}: must be {rule.requirement}, not {_shown(value)}")
+    return converted
+
+
+def _scalar(scalar: Any, value: Any, where: str, rule: Rule | None) -> Any:
     if scalar is bool:
         if isinstance(value, bool):
             return value
@@ -207,14 +290,20 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             return True
         if str(value).lower() in ("false", "0", "no"):
             return False
-        raise ConfigError(f"{where}: expected true or false")
+        raise ConfigError(f"{where}: must be true or false, not {_shown(value)}")
     if scalar in (int, float, str):
+        expected = rule.requirement if rule else _TYPE_WORDS[scalar]
+        wrong = ConfigError(f"{where}: must be {expected}, not {_shown(value)}")
+        if isinstance(value, bool | Mapping | list):
+            raise wrong
+        if scalar is int and isinstance(value, float) and not value.is_integer():
+            raise wrong
         try:
             return scalar(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected {scalar.__name__}") from None
+            raise wrong from None
     if scalar is list and not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list")
+        raise ConfigError(f"{where}: expected a list, not {_shown(value)}")
     if scalar is dict and not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping")
+        raise ConfigError(f"{where}: expected a mapping, not {_shown(value)}")
     return value

@@ -205,6 +205,22 @@ class Metrics:
             ("source",),
             registry=r,
         )
+        self.etl_interval = Gauge(
+            "llm_etl_interval_seconds",
+            "Configured interval between the collector's runs",
+            ("source",),
+            registry=r,
+        )
+        self.price_catalog_timestamp = Gauge(
+            "llm_price_catalog_timestamp_seconds",
+            "Unix time (UTC midnight) of the day the prices in use were taken",
+            registry=r,
+        )
+        self.billing_reconciliation_errors = Counter(
+            "llm_billing_reconciliation_errors",
+            "Failed billing reconciliation passes",
+            registry=r,
+        )
 
     def record_batch(self, records: Iterable[UsageRecord]) -> None:
         """Count stored records: sum per distinct raw label set, then bound and export."""

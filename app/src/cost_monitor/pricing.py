@@ -6,6 +6,9 @@ USD per token: ``input_cost_per_token``, ``output_cost_per_token``,
 then ``_batches`` / ``_flex`` / ``_priority`` for the batch API and service tiers. The
 shipped catalog is a curated subset of the upstream file; users may load the full upstream
 file and override single entries. An unknown model has no price (``None``), never $0.
+
+A price file may say when its prices were taken: ``{"_aicost_catalog": {"prices_taken":
+"YYYY-MM-DD"}}`` (the shipped catalog does); a file without it counts from its mtime.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -49,6 +53,63 @@ PROVIDER_KEY_PREFIXES: dict[str, tuple[str, ...]] = {
     "perplexity": ("perplexity/",),
 }
 BUILTIN_CATALOG = "catalog.json"
+# The entry of a price file that describes the file itself (never a model).
+CATALOG_MARKER = "_aicost_catalog"
+# The LiteLLM modes priced per token that the shipped catalog selects from upstream.
+PRICED_MODES = ("chat", "responses", "completion", "embedding")
+
+
+def is_model_key(key: str) -> bool:
+    """Whether a top-level key of a LiteLLM price file names a model (not metadata)."""
+    return not key.startswith("_") and key != "sample_spec"
+
+
+def is_token_rate(name: str) -> bool:
+    """Whether an entry field is a USD-per-token rate (base, tier or mode variant)."""
+    return "cost" in name and "token" in name
+
+
+def token_rates(entry: Mapping[str, Any]) -> dict[str, Decimal]:
+    """The entry's usable per-token rates as exact Decimals (str() keeps 0.1 as 0.1)."""
+    return {
+        name: Decimal(str(value))
+        for name, value in entry.items()
+        if is_token_rate(name) and type(value) in (int, float) and value >= 0
+    }
+
+
+def model_entries(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The model entries of a price file, without metadata keys."""
+    return {
+        key: entry
+        for key, entry in document.items()
+        if is_model_key(key) and isinstance(entry, Mapping)
+    }
+
+
+def entry_problems(entry: Any) -> list[tuple[str | None, str]]:
+    """(field or None, problem) for an entry pricing would misread; empty when it is valid."""
+    if not isinstance(entry, Mapping):
+        return [(None, "must be a mapping of LiteLLM fields")]
+    return [
+        (name, f"must be a non-negative number (USD per token), not {value!r}")
+        for name, value in entry.items()
+        if is_token_rate(name) and (type(value) not in (int, float) or not value >= 0)
+    ]
+
+
+def taken_on(document: Mapping[str, Any]) -> date | None:
+    """The ``prices_taken`` date a price file records about itself, if any."""
+    marker = document.get(CATALOG_MARKER)
+    taken = marker.get("prices_taken") if isinstance(marker, Mapping) else None
+    try:
+        return date.fromisoformat(taken) if isinstance(taken, str) else None
+    except ValueError:
+        return None
+
+
+def file_date(path: Path) -> date:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
 
 
 @dataclass(frozen=True)
@@ -61,11 +122,7 @@ class ModelPrice:
 
     @classmethod
     def from_entry(cls, key: str, entry: Mapping[str, Any]) -> ModelPrice | None:
-        rates = {
-            name: Decimal(str(value))
-            for name, value in entry.items()
-            if "cost" in name and "token" in name and type(value) in (int, float) and value >= 0
-        }
+        rates = token_rates(entry)
         if INPUT not in rates and OUTPUT not in rates:
             return None
         tiers = sorted(
@@ -125,6 +182,8 @@ class PriceCatalog:
         self._entries: dict[str, dict[str, Any]] = {}
         self.merge(entries)
         self._lookups: dict[tuple[str, str], ModelPrice | None] = {}
+        # The newest date among the sources' prices_taken (or file mtimes); not overrides.
+        self.taken: date | None = taken_on(entries)
 
     @classmethod
     def load(
@@ -134,19 +193,26 @@ class PriceCatalog:
         include_builtin: bool = True,
     ) -> PriceCatalog:
         catalog = cls(builtin_entries() if include_builtin else {})
-        for path in paths:
-            catalog.merge(read_catalog_file(Path(path)))
+        for path in map(Path, paths):
+            document = read_catalog_file(path)
+            catalog.merge(document)
+            taken = taken_on(document) or file_date(path)
+            catalog.taken = max(taken, catalog.taken or taken)
         if overrides:
             catalog.merge(overrides)
         return catalog
 
     def merge(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
         """Add entries; an entry for a known key updates only the fields it names."""
-        for key, entry in entries.items():
-            if key.startswith("_") or key == "sample_spec" or not isinstance(entry, Mapping):
-                continue
+        for key, entry in model_entries(entries).items():
             self._entries.setdefault(key, {}).update(entry)
         self._lookups = {}
+
+    def taken_timestamp(self) -> float | None:
+        """Unix time of the UTC midnight starting the day the prices were taken."""
+        if self.taken is None:
+            return None
+        return datetime(self.taken.year, self.taken.month, self.taken.day, tzinfo=UTC).timestamp()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -52,6 +52,13 @@ PROVIDER_ALIASES = {
     "mistral": "mistral_ai",
     "xai": "x_ai",
 }
+
+
+def canonical_provider(name: str) -> str:
+    """The OTel name for a provider spelling (``Bedrock`` -> ``aws.bedrock``)."""
+    return PROVIDER_ALIASES.get(name.lower(), name.lower())
+
+
 STATUSES = frozenset({"ok", "error", "timeout", "cancelled", "rate_limited", "content_filtered"})
 SERVICE_TIERS = frozenset({"flex", "priority"})
 
@@ -406,7 +413,7 @@ class _Context:
         if not isinstance(value, str) or not value:
             problems.append(("provider", "required text", "missing"))
             return None
-        provider = PROVIDER_ALIASES.get(value.lower(), value.lower())
+        provider = canonical_provider(value)
         if provider not in self.providers:
             problems.append(("provider", f"unknown provider {value[:64]!r}", "unknown_provider"))
             return None

@@ -65,12 +65,22 @@ def render(group_by: Sequence[str], rows: Sequence[Sequence[Any]], output_format
         writer.writerow(header)
         writer.writerows(cells)
         return buffer.getvalue()
+    return format_table(header, cells, numeric_from=len(group_by))
+
+
+def format_table(
+    header: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    numeric_from: int,
+    numeric_until: int | None = None,
+) -> str:
+    """A plain-text table; the numeric columns [numeric_from, numeric_until) align right."""
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
-    numeric_from = len(group_by)
+    numeric = range(numeric_from, len(header) if numeric_until is None else numeric_until)
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(
-            value.rjust(width) if i >= numeric_from else value.ljust(width)
+            value.rjust(width) if i in numeric else value.ljust(width)
             for i, (value, width) in enumerate(zip(values, widths, strict=True))
         ).rstrip()
 

@@ -69,6 +69,9 @@ class CollectorScheduler:
         self.collectors = {name: c for name, c in collectors.items() if c.enabled}
         self.connect = connect
         self.metrics = metrics
+        for name, config in self.collectors.items():
+            # Same source label as llm_etl_last_success_timestamp_seconds: the instance name.
+            metrics.etl_interval.labels(name).set(config.interval_seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="collectors", daemon=True)
 

@@ -1,4 +1,5 @@
-"""Wires configuration into a running service: catalog, metrics, spool, writer, API."""
+"""Wires configuration into a running service: catalog, metrics, spool, writer, API, and the
+background threads (collectors, billing reconciliation)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cost_monitor.budgets import BudgetGauges, SpendTracker
 from cost_monitor.config import Config
 from cost_monitor.metrics import LabelBounds, Metrics
 from cost_monitor.pricing import PriceCatalog
+from cost_monitor.reconciliation import BillingGauges, Reconciler
 from cost_monitor.scheduler import CollectorScheduler
 from cost_monitor.sink import Sink
 from cost_monitor.spool import Spool
@@ -27,6 +29,7 @@ class Runtime:
     app: web.Application
     sink: Sink
     scheduler: CollectorScheduler | None
+    reconciler: Reconciler | None = None
 
 
 def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
@@ -39,6 +42,9 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
     ProcessCollector(registry=registry)
     bounds = LabelBounds(config.metrics.projects, catalog.model_keys(), config.metrics.max_models)
     metrics = Metrics(bounds, registry)
+    taken = catalog.taken_timestamp()
+    if taken is not None:
+        metrics.price_catalog_timestamp.set(taken)
     tracker = SpendTracker()
     registry.register(BudgetGauges(tracker, config.budgets))
     connect = functools.partial(storage.connect, **config.database.connect_kwargs())
@@ -60,13 +66,21 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
     )
     app = build_app(services)
     scheduler = CollectorScheduler(config.collectors, connect, metrics) if run_collectors else None
+    reconciler = None
+    if config.reconciliation.enabled:
+        reconciler = Reconciler(connect, metrics, config.reconciliation.interval_seconds)
+        registry.register(BillingGauges(reconciler))
 
     async def start_background(_: web.Application) -> None:
         sink.start()
         if scheduler:
             scheduler.start()
+        if reconciler:
+            reconciler.start()
 
     async def stop_background(_: web.Application) -> None:
+        if reconciler:
+            reconciler.stop()
         if scheduler:
             scheduler.stop()
         sink.stop()
@@ -76,12 +90,13 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
     if not services.tokens:
         log.warning("no ingest tokens configured: the ingest API accepts unauthenticated posts")
     log.info(
-        "price catalog: %d entries; spool %s (max %d bytes)",
+        "price catalog: %d entries taken on %s; spool %s (max %d bytes)",
         len(catalog),
+        catalog.taken,
         config.spool.directory,
         config.spool.max_bytes,
     )
-    return Runtime(app, sink, scheduler)
+    return Runtime(app, sink, scheduler, reconciler)
 
 
 def serve(config: Config, run_collectors: bool = True) -> None:

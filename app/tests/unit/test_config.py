@@ -49,3 +49,31 @@ def test_tokens_come_from_a_file(tmp_path):
     tokens.write_text("alpha\n\n beta \n")
     config = load_config(None, environ={"COST_MONITOR_AUTH_TOKENS_FILE": str(tokens)})
     assert config.auth.load_tokens() == {"alpha", "beta"}
+
+
+def test_every_problem_is_collected_and_named_by_its_key(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text(
+        """
+listen: {port: 0}
+budgets: {search: {daily_usd: lots}}
+logging: {level: LOUD}
+reconciliation: {interval_seconds: -1}
+"""
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    assert [problem.split(":")[0] for problem in raised.value.problems] == [
+        "config.listen.port",
+        "config.budgets.search.daily_usd",
+        "config.logging.level",
+        "config.reconciliation.interval_seconds",
+    ]
+    assert raised.value.problems[1] == (
+        "config.budgets.search.daily_usd: must be a positive number, not 'lots'"
+    )
+
+
+def test_reconciliation_defaults():
+    config = load_config(None, environ={})
+    assert (config.reconciliation.enabled, config.reconciliation.interval_seconds) == (True, 900)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 
@@ -131,3 +132,42 @@ def test_billed_amount_wins_over_computed_and_unknown_stays_unpriced():
     assert (billed.cost_usd, billed.cost_source) == (Decimal("9.99"), "billed")
     assert (computed.cost_usd, computed.cost_source) == (Decimal("0.001"), "computed")
     assert (unknown.cost_usd, unknown.cost_source) == (None, None)
+
+
+def midnight(day):
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+
+
+def test_the_catalog_is_dated_by_the_shipped_catalog():
+    shipped = PriceCatalog.load()
+    assert shipped.taken == date(2026, 11, 28)
+    assert shipped.taken_timestamp() == midnight(date(2026, 11, 28)) == 1795824000.0
+
+
+def test_a_newer_price_file_dates_the_catalog_and_an_older_one_does_not(tmp_path):
+    newer, older = tmp_path / "newer.json", tmp_path / "older.json"
+    newer.write_text(json.dumps({"_aicost_catalog": {"prices_taken": "2027-02-03"}}))
+    older.write_text(json.dumps({"_aicost_catalog": {"prices_taken": "2025-01-01"}}))
+    assert PriceCatalog.load([older, newer]).taken == date(2027, 2, 3)
+    assert PriceCatalog.load([older]).taken == date(2026, 11, 28)
+    assert PriceCatalog.load([older], include_builtin=False).taken == date(2025, 1, 1)
+
+
+def test_a_price_file_without_the_marker_counts_from_its_mtime(tmp_path):
+    upstream = tmp_path / "model_prices_and_context_window.json"
+    upstream.write_text(json.dumps({"my-model": {"input_cost_per_token": 1e-06}}))
+    modified = datetime(2027, 3, 4, 22, 30, tzinfo=UTC).timestamp()
+    os.utime(upstream, (modified, modified))
+    catalog = PriceCatalog.load([upstream])
+    assert catalog.taken == date(2027, 3, 4)
+    assert catalog.taken_timestamp() == midnight(date(2027, 3, 4))
+    # An mtime older than the shipped catalog's date leaves the shipped date.
+    old = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(upstream, (old, old))
+    assert PriceCatalog.load([upstream]).taken == date(2026, 11, 28)
+
+
+def test_overrides_do_not_date_the_catalog():
+    overridden = PriceCatalog.load(overrides={"gpt-5": {"input_cost_per_token": 2e-06}})
+    assert overridden.taken == date(2026, 11, 28)
+    assert PriceCatalog.load(include_builtin=False, overrides={"m": {}}).taken_timestamp() is None
