@@ -1,0 +1,5 @@
+import sys
+
+from tools.dashboards.generate import main
+
+sys.exit(main())
