@@ -27,7 +27,7 @@ images=(
 )
 # the images the test VMs pull through the registry
 pushed=(aicost-test/prometheus:trixie aicost-test/alertmanager:trixie
-        aicost-test/node-exporter:trixie "$timescale_image")
+        aicost-test/node-exporter:trixie "$timescale_image" "$base")
 
 label() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
 
@@ -113,4 +113,6 @@ done
 if ((${#selected[@]} == 0)); then
   start_registry
   for name in "${pushed[@]}"; do push_one "$name"; done
+  # The cost monitor image is built in the test VMs, from wheels fetched here.
+  "$here/app-wheels.sh"
 fi
