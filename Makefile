@@ -9,12 +9,12 @@ export ANSIBLE_FORCE_COLOR := 0
 INVENTORY ?= inventories/local/hosts.yml
 MOLECULE_SCENARIOS ?= default check
 
-.PHONY: deploy test demo demo-destroy setup controller collection-link images lint sanity \
+.PHONY: deploy test demo demo-destroy setup collection-link images lint sanity \
         unit functional molecule bench clean
 
-## deploy: converge the stack on $(INVENTORY) (installs the controller's Ansible first)
-deploy: controller collection-link
-	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+## deploy: converge the stack on $(INVENTORY) (./deploy prepares the controller first)
+deploy:
+	INVENTORY=$(INVENTORY) ./deploy
 
 ## test: everything CI runs, from a fresh machine
 test: setup collection-link lint unit images functional molecule sanity
@@ -27,10 +27,6 @@ demo: setup collection-link images
 
 demo-destroy:
 	molecule destroy -s demo
-
-controller:
-	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -c 'import ansible' 2>/dev/null || $(VENV)/bin/pip install -q -r requirements.txt
 
 setup:
 	tests/harness/setup-host.sh
@@ -64,6 +60,7 @@ molecule:
 bench: setup collection-link images
 	python benchmarks/app.py
 	python benchmarks/timescaledb_modules.py
+	python benchmarks/dashboards_sql.py
 
 clean:
 	-molecule destroy -s default; molecule destroy -s check; molecule destroy -s demo

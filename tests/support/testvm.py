@@ -20,7 +20,7 @@ def sh(*argv: str, input_bytes: bytes | None = None) -> str:
 
 
 @contextlib.contextmanager
-def test_vm(prefix: str, network: str | None = None) -> Iterator[str]:
+def systemd_vm(prefix: str, network: str | None = None) -> Iterator[str]:
     """A running VM (its name) whose systemd has finished booting; removed on exit."""
     name = f"{prefix}-vm-{secrets.token_hex(4)}"
     # This sandbox cannot grant CAP_SYS_RESOURCE, so --privileged fails: all other caps.

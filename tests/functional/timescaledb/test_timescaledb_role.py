@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from pgcontainer import TIMESCALEDB_APACHE_IMAGE
-from testvm import sh, test_vm
+from testvm import sh, systemd_vm
 
 from conftest import REPO
 
@@ -41,7 +41,7 @@ PLAYBOOK = """
 
 @pytest.fixture(scope="module")
 def vm() -> Iterator[str]:
-    with test_vm("b") as name:
+    with systemd_vm("b") as name:
         sh("docker", "exec", name, "sh", "-c",
            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
            " docker.io docker-cli docker-compose python3-psycopg2")  # fmt: skip
