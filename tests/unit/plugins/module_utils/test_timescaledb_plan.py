@@ -348,7 +348,8 @@ def test_the_columnstore_segments_and_orders_by_the_unique_key():
     empty = DatabaseState(server=server(installed=None), database_exists=True)
     plan = plan_mod.build_plan(desired(), empty)
     enable = next(s for s in plan.steps if s.summary == "enable the columnstore on llm_consumption")
-    keyed = set(plan_mod.COLUMNSTORE_SEGMENT_BY) | {c for c, _ in plan_mod.COLUMNSTORE_ORDER_BY}
+    ordered = {order[0] for order in plan_mod.COLUMNSTORE_ORDER_BY}
+    keyed = set(plan_mod.COLUMNSTORE_SEGMENT_BY) | ordered
     assert set(TABLES["llm_consumption"].unique) <= keyed
     assert "time DESC, event_id ASC" in str(enable.query)
 
