@@ -48,7 +48,7 @@ class Services:
     catalog: PriceCatalog
     metrics: Metrics
     limits: IngestLimits
-    tokens: frozenset[str]
+    tokens: frozenset[str] | None  # None: authentication disabled (never an empty set)
     max_body_bytes: int
     retry_after_seconds: int
 
@@ -73,8 +73,8 @@ def _json(status: int, body: dict, services: Services, **headers: str) -> web.Re
     )
 
 
-def _authorized(request: web.Request, tokens: frozenset[str]) -> bool:
-    if not tokens:
+def _authorized(request: web.Request, tokens: frozenset[str] | None) -> bool:
+    if tokens is None:
         return True
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented:

@@ -34,6 +34,7 @@ def server(own_database, tmp_path):
     port = free_port()
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
+        "auth": {"disabled": True},
         "database": {"dsn": own_database.dsn, "connect_timeout_seconds": 2},
         "spool": {"directory": str(tmp_path / "spool")},
         "logging": {"file": str(tmp_path / "cost-monitor.log")},
