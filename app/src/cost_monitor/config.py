@@ -143,6 +143,8 @@ class SpoolConfig:
     directory: str = "/var/lib/aicost/spool"
     max_bytes: int = 1 << 30
     retry_after_seconds: int = 30
+    # Batches that cannot be replayed are kept here for a human; beyond it the oldest go.
+    quarantine_max_bytes: int = field(default=256 << 20, metadata={RULE: POSITIVE_INTEGER})
 
 
 @dataclass

@@ -18,7 +18,7 @@ from cost_monitor.metrics import LabelBounds, Metrics
 from cost_monitor.pricing import PriceCatalog
 from cost_monitor.reconciliation import BillingGauges, Reconciler
 from cost_monitor.scheduler import CollectorScheduler
-from cost_monitor.sink import Sink
+from cost_monitor.sink import Sink, SinkCollector
 from cost_monitor.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,12 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
     connect = functools.partial(storage.connect, **config.database.connect_kwargs())
     sink = Sink(
         connect,
-        Spool(config.spool.directory, config.spool.max_bytes),
+        Spool(config.spool.directory, config.spool.max_bytes, config.spool.quarantine_max_bytes),
         metrics,
         tracker,
         max_rows_per_write=config.database.max_rows_per_write,
     )
+    registry.register(SinkCollector(sink))
     services = Services(
         sink=sink,
         catalog=catalog,

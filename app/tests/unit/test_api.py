@@ -134,7 +134,7 @@ def test_health_readiness_and_metrics_content_type(app):
     assert "llm_database_up 0.0" in response.text
 
 
-def test_spooled_records_count_in_cost_metrics_and_budgets(tmp_path):
+def test_spooled_spend_counts_in_budgets_at_once_and_in_counters_once_stored(tmp_path):
     config = config_for(tmp_path)
     config.budgets = {"search": Budget(daily_usd=1.0)}
     with running_app(config) as app:
@@ -144,6 +144,8 @@ def test_spooled_records_count_in_cost_metrics_and_budgets(tmp_path):
         )
         assert spend == 0.25
         assert metric_value(app.url, "llm_budget_limit_usd", project="search", period="day") == 1.0
+        # The counters follow the database: the replay counts what it really inserts.
+        assert "llm_cost_usd_total{" not in requests.get(app.url + "/metrics", timeout=5).text
 
 
 def test_an_unauthenticated_api_must_be_asked_for(tmp_path):
