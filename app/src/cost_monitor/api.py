@@ -26,7 +26,7 @@ from cost_monitor.exposition import TEXT_CONTENT_TYPE
 from cost_monitor.metrics import Metrics
 from cost_monitor.pricing import PriceCatalog, price_records
 from cost_monitor.records import BodyError, IngestLimits, ParsedBatch, parse_body
-from cost_monitor.sink import Acknowledged, NotStored, Outcome, Refused, Sink, SpoolFull
+from cost_monitor.sink import Acknowledged, NotStored, Outcome, Refused, Sink
 
 log = logging.getLogger(__name__)
 # application/octet-stream is what aiohttp reports when a client sends no Content-Type.
@@ -102,8 +102,9 @@ async def ingest(request: web.Request) -> web.Response:
         )
     if request.content_length is not None and request.content_length > services.max_body_bytes:
         return _reject_body(services, 413, "body too large", "body_too_large")
-    if not services.sink.accepting():
-        return _unavailable(services, SpoolFull.reason)
+    refusing = services.sink.refusing()
+    if refusing:
+        return _unavailable(services, refusing)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:

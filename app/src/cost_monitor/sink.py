@@ -136,12 +136,17 @@ class Sink:
             self._queue.put(submission)
         return submission.future
 
-    def accepting(self) -> bool:
-        """False while batches are refused: database down and the spool (nearly) full, or
-        the writer away."""
+    def refusing(self) -> str | None:
+        """Why a batch would be refused now (the writer away, or the database down and the
+        spool (nearly) full), or None while batches are taken."""
         if self.writer_state is not WriterState.RUNNING:
-            return False
-        return self.database_up or (self.spool.has_room(1) and not self._spool_refused)
+            return WriterRestarting.reason
+        if self.database_up or (self.spool.has_room(1) and not self._spool_refused):
+            return None
+        return SpoolFull.reason
+
+    def accepting(self) -> bool:
+        return self.refusing() is None
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """(alive, state): the writer runs (a failed one is restarted after a pause)."""
