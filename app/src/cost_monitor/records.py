@@ -218,11 +218,11 @@ def _refuse_if_over_limit(body: bytes, limit: int) -> None:
     commas = body.count(b",")
     if commas < limit or commas < DENSE_BODY_COMMAS:
         return
-    if _count_array_items(body, limit + 1) > limit:
+    if count_array_items(body, limit + 1) > limit:
         raise _too_large(limit)
 
 
-def _count_array_items(body: bytes, stop_at: int) -> int:
+def count_array_items(body: bytes, stop_at: int) -> int:
     """Top-level items of a JSON array body, counted up to ``stop_at``; a body that is not
     an array, or malformed, counts what was read (the parser reports it afterwards)."""
     text = body.decode("utf-8", errors="replace")

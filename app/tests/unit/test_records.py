@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from cost_monitor.records import BodyError, IngestLimits, parse_body
+from cost_monitor.records import BodyError, IngestLimits, count_array_items, parse_body
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -316,3 +316,10 @@ def test_fuzz_structured_records_are_either_valid_or_explained(records):
     for record in parsed.records:
         assert all(getattr(record, name) >= 0 for name in ("input_tokens", "output_tokens"))
         assert record.time.tzinfo is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(json_values, max_size=12), st.integers(min_value=0, max_value=12))
+def test_fuzz_the_early_item_count_matches_the_parser(items, limit):
+    body = json.dumps(items, indent=1 if limit % 2 else None).encode()
+    assert count_array_items(body, limit + 1) == min(len(items), limit + 1)
