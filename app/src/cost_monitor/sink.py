@@ -187,30 +187,30 @@ class Sink:
     def _supervise(self) -> None:
         """Run the writer; after a failure, answer what it held, pause, and run it again."""
         failures = 0
-        while True:
-            started = time.monotonic()
-            try:
-                self._run()
-                break
-            except Exception as error:
-                if time.monotonic() - started > RESET_AFTER_SECONDS:
-                    failures = 0
-                delay = self.restart_delays[min(failures, len(self.restart_delays) - 1)]
-                failures += 1
-                self.writer_restarts += 1
-                self.last_error = f"{type(error).__name__}: {error}"
-                self.writer_state = WriterState.RESTARTING
-                log.exception("the writer failed; restarting it in %.1f s", delay)
-                self._fail_waiting()
-                self._close_connection()
-                if self._stopping.wait(delay):
-                    break
-                self.spool.rescan()
-                self._publish_spool_state()
-                self.writer_state = WriterState.RUNNING
-                log.info("the writer restarted (%d restarts so far)", self.writer_restarts)
-        self.writer_state = WriterState.STOPPED
-        self._close_connection()
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    self._run(after_failure=failures > 0)
+                    return
+                except Exception as error:
+                    if time.monotonic() - started > RESET_AFTER_SECONDS:
+                        failures = 0
+                    delay = self.restart_delays[min(failures, len(self.restart_delays) - 1)]
+                    failures += 1
+                    self.writer_restarts += 1
+                    self.last_error = f"{type(error).__name__}: {error}"
+                    self.writer_state = WriterState.RESTARTING
+                    log.exception("the writer failed; restarting it in %.1f s", delay)
+                    self._fail_waiting()
+                    self._close_connection()
+                    if self._stopping.wait(delay):
+                        return
+                    self.writer_state = WriterState.RUNNING
+        finally:
+            self.writer_state = WriterState.STOPPED
+            self._fail_waiting()
+            self._close_connection()
 
     def _fail_waiting(self) -> None:
         """Answer every submission the failed writer held or that is queued: not stored."""
@@ -229,7 +229,11 @@ class Sink:
             if not submission.future.done():
                 submission.future.set_exception(WriterRestarting())
 
-    def _run(self) -> None:
+    def _run(self, after_failure: bool = False) -> None:
+        if after_failure:
+            self.spool.rescan()  # what the failed run knew of the spool may be stale
+            self._publish_spool_state()
+            log.info("the writer restarted (%d restarts so far)", self.writer_restarts)
         self._ensure_connection()
         while True:
             wait = 0.2 if len(self.spool) or not self.tracker.loaded else 1.0
