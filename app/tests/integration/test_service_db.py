@@ -159,12 +159,12 @@ def test_a_zero_byte_spool_file_is_quarantined_and_ingest_goes_on(database, conn
     spool.mkdir()
     (spool / f"{1:016d}.copy").write_bytes(b"")  # as a crash on a filesystem can leave it
     with running_app(config) as app:
-        assert post(app, batch(3)).status_code == 200
-        assert requests.get(app.url + "/healthz", timeout=5).status_code == 200
         quarantined = wait_for_metric(
             app.url, "llm_spool_quarantined_batches_total", 1, 10, 0.1, reason="unreadable"
         )
         assert quarantined == 1
+        assert requests.get(app.url + "/healthz", timeout=5).status_code == 200
+        assert post(app, batch(3)).status_code == 200
         assert metric_value(app.url, "llm_spool_quarantine_batches") == 1
     assert [path.stat().st_size for path in (spool / "quarantine").iterdir()] == [0]
     assert scalar(conn, "SELECT count(*) FROM llm_consumption") == 3
