@@ -219,6 +219,7 @@ def bench_http(dsn: str, seconds: float, rounds: int, workdir: Path) -> dict[str
     bare_port, port = free_port(), free_port()
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
+        "auth": {"disabled": True},
         "database": {"dsn": dsn},
         "spool": {"directory": str(workdir / "spool")},
         "logging": {"file": str(workdir / "cost-monitor.log")},

@@ -6,7 +6,9 @@ POST /v1/ingest answers, with a JSON body {"accepted", "rejected": [{index, fiel
   202  every record stored in the on-disk spool  422  every record rejected (nothing stored)
   400  the body is not JSON / not a batch        401  missing or wrong bearer token
   413  body or batch too large                   415  not JSON or NDJSON
-  503  database down and spool full (Retry-After): nothing stored, resend later
+  500  the database refused the rows (the reason is in the server's log)
+  503  nothing stored, resend later (Retry-After): database down and the spool full or not
+       writable, or the writer restarting after a failure
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from cost_monitor import storage
 from cost_monitor.exposition import TEXT_CONTENT_TYPE
 from cost_monitor.metrics import Metrics
 from cost_monitor.pricing import PriceCatalog, price_records
 from cost_monitor.records import BodyError, IngestLimits, ParsedBatch, parse_body
-from cost_monitor.sink import Outcome, Refused, Sink, SpoolFull
+from cost_monitor.sink import Acknowledged, NotStored, Outcome, Refused, Sink
 
 log = logging.getLogger(__name__)
 # application/octet-stream is what aiohttp reports when a client sends no Content-Type.
@@ -48,7 +49,7 @@ class Services:
     catalog: PriceCatalog
     metrics: Metrics
     limits: IngestLimits
-    tokens: frozenset[str]
+    tokens: frozenset[str] | None  # None: authentication disabled (never an empty set)
     max_body_bytes: int
     retry_after_seconds: int
 
@@ -73,8 +74,8 @@ def _json(status: int, body: dict, services: Services, **headers: str) -> web.Re
     )
 
 
-def _authorized(request: web.Request, tokens: frozenset[str]) -> bool:
-    if not tokens:
+def _authorized(request: web.Request, tokens: frozenset[str] | None) -> bool:
+    if tokens is None:
         return True
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented:
@@ -101,8 +102,9 @@ async def ingest(request: web.Request) -> web.Response:
         )
     if request.content_length is not None and request.content_length > services.max_body_bytes:
         return _reject_body(services, 413, "body too large", "body_too_large")
-    if not services.sink.accepting():
-        return _unavailable(services)
+    refusing = services.sink.refusing()
+    if refusing:
+        return _unavailable(services, refusing)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -118,14 +120,15 @@ async def ingest(request: web.Request) -> web.Response:
         status = 422 if parsed.rejections else 200
         return _json(status, _summary(parsed, None), services)
     price_records(services.catalog, parsed.records)
-    payload = storage.encode_rows(parsed.records)
     try:
-        outcome = await asyncio.wrap_future(services.sink.submit(parsed.records, payload))
-    except SpoolFull:
-        return _unavailable(services)
-    except Refused as error:
-        return _json(500, {"error": f"the database refused the batch: {error}"}, services)
-    services.metrics.record_batch(parsed.records)
+        acknowledged = await asyncio.wrap_future(services.sink.submit(parsed.records))
+    except NotStored as error:
+        return _unavailable(services, error.reason)
+    except Refused:
+        return _json(
+            500, {"error": "the database refused the batch; the reason is logged"}, services
+        )
+    services.metrics.record_batch(acknowledged.stored)
     if parsed.rejections:
         log.info(
             "ingest rejected %d of %d records",
@@ -135,15 +138,15 @@ async def ingest(request: web.Request) -> web.Response:
         )
         status = 207
     else:
-        status = 200 if outcome is Outcome.STORED else 202
-    return _json(status, _summary(parsed, outcome), services)
+        status = 200 if acknowledged.outcome is Outcome.STORED else 202
+    return _json(status, _summary(parsed, acknowledged), services)
 
 
-def _summary(parsed: ParsedBatch, outcome: Outcome | None) -> dict:
+def _summary(parsed: ParsedBatch, acknowledged: Acknowledged | None) -> dict:
     return {
         "accepted": len(parsed.records),
         "rejected": [r.as_dict() for r in parsed.rejections],
-        "stored": outcome.value if outcome else None,
+        "stored": acknowledged.outcome.value if acknowledged else None,
     }
 
 
@@ -153,33 +156,25 @@ def _reject_body(services: Services, status: int, reason: str, code: str) -> web
     return _json(status, body, services)
 
 
-def _unavailable(services: Services) -> web.Response:
+def _unavailable(services: Services, reason: str) -> web.Response:
     return _json(
         503,
-        {"error": "database unavailable and spool full; nothing was stored, retry later"},
+        {"error": reason},
         services,
         **{"Retry-After": str(services.retry_after_seconds)},
     )
 
 
 async def health(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    alive = services.sink.running()
-    return web.json_response(
-        {"status": "ok" if alive else "writer stopped"}, status=200 if alive else 500
-    )
+    """Alive while the writer runs (503 while it waits to be restarted after a failure)."""
+    alive, state = request.app[SERVICES].sink.health()
+    return web.json_response(state, status=200 if alive else 503)
 
 
 async def ready(request: web.Request) -> web.Response:
     """Ready while a batch would be acknowledged: database up, or room in the spool."""
-    sink = request.app[SERVICES].sink
-    state = {
-        "database": "up" if sink.database_up else "down",
-        "spool_bytes": sink.spool.bytes,
-        "spool_batches": len(sink.spool),
-    }
-    ok = sink.running() and sink.accepting()
-    return web.json_response(state, status=200 if ok else 503)
+    ready, state = request.app[SERVICES].sink.readiness()
+    return web.json_response(state, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

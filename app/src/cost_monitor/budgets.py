@@ -1,8 +1,9 @@
 """Spend per project for the current UTC day and month, against configured limits.
 
 Spend is what the database held for this day and month when the tracker was loaded, plus
-every priced record acknowledged since. Loading and adding both happen on the writer thread,
-in commit order, so a record is never counted twice and never missed.
+every priced record committed since, plus what waits in the spool (pending: replaced by what
+its replay really inserts). Loading and adding both happen on the writer thread, in commit
+order, so a record is never counted twice and never missed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class SpendTracker:
     def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._clock = clock
         self._by_day: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
+        self._pending: dict[int, dict[tuple[str, date], Decimal]] = {}
         self._lock = threading.Lock()
         self.loaded = False
 
@@ -49,13 +51,31 @@ class SpendTracker:
                     self._by_day[(record.project or NO_PROJECT, day)] += record.cost_usd
             self._forget_before(month_start)
 
+    def add_pending(self, key: int, records: Iterable[UsageRecord]) -> None:
+        """Spend acknowledged but not in the database yet (a spooled batch), until settled."""
+        amounts: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
+        for record in records:
+            if record.cost_usd is not None:
+                amounts[(record.project or NO_PROJECT, record.time.date())] += record.cost_usd
+        with self._lock:
+            self._pending[key] = amounts
+
+    def settle(self, key: int, stored: Iterable[UsageRecord]) -> None:
+        """Replace pending spend ``key`` by the records its replay really stored."""
+        with self._lock:
+            self._pending.pop(key, None)
+        self.add(stored)
+
     def spend(self, project: str) -> tuple[Decimal, Decimal]:
         """(today, this month) for one project, or for every project with ALL_PROJECTS."""
         today = self._clock().date()
         month_start = today.replace(day=1)
         day_total = month_total = Decimal(0)
         with self._lock:
-            for (name, day), amount in self._by_day.items():
+            amounts = [*self._by_day.items()]
+            for pending in self._pending.values():
+                amounts.extend(pending.items())
+            for (name, day), amount in amounts:
                 if project not in (ALL_PROJECTS, name) or day < month_start or day > today:
                     continue
                 month_total += amount

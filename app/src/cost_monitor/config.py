@@ -6,6 +6,7 @@
 | COST_MONITOR_DATABASE_DSN             | database.dsn             | libpq DSN without password |
 | COST_MONITOR_DATABASE_PASSWORD_FILE   | database.password_file   | file holding the password  |
 | COST_MONITOR_AUTH_TOKENS_FILE         | auth.tokens_file         | bearer tokens, one a line  |
+| COST_MONITOR_AUTH_DISABLED            | auth.disabled            | "true": no authentication  |
 | COST_MONITOR_LISTEN_HOST / _PORT      | listen.host / .port      |                            |
 | COST_MONITOR_SPOOL_DIRECTORY          | spool.directory          |                            |
 | COST_MONITOR_LOG_FILE                 | logging.file             | "-" logs to standard error |
@@ -55,23 +56,67 @@ TEXT_LIST = Rule("a list of strings", lambda items: all(type(item) is str for it
 
 
 @dataclass
-class ListenConfig:
-    host: str = "0.0.0.0"
-    port: int = field(default=8080, metadata={RULE: PORT})
+class AuthConfig:
+    tokens_file: str | None = None  # one token a line; blank lines and "# comments" ignored
+    tokens: list[str] = field(default_factory=list, metadata={RULE: TEXT_LIST})
+    # Running without authentication is asked for, never the result of an empty tokens file.
+    disabled: bool = False
+
+    def configured_problems(self) -> list[str]:
+        """What is wrong without reading the tokens file (check-config runs without it)."""
+        listed = [token for token in self.tokens if token.strip()]
+        if self.disabled and (listed or self.tokens_file):
+            return [
+                "config.auth.disabled: true, but tokens are configured too; remove one or the other"
+            ]
+        if not self.disabled and not listed and not self.tokens_file:
+            return [
+                "config.auth: no ingest token configured; set auth.tokens_file or auth.tokens,"
+                " or auth.disabled: true to run the ingest API without authentication"
+            ]
+        return []
+
+    def load_tokens(self) -> frozenset[str]:
+        """The bearer tokens; empty only when authentication is disabled.
+
+        Raises ConfigError when authentication is neither configured nor disabled, or the
+        tokens file cannot be read or holds no token.
+        """
+        problems = self.configured_problems()
+        tokens = {token.strip() for token in self.tokens if token.strip()}
+        if not problems and self.tokens_file:
+            try:
+                from_file = read_tokens_file(self.tokens_file)
+            except OSError as error:
+                reason = (error.strerror or str(error)).lower()
+                problems.append(f"config.auth.tokens_file: {self.tokens_file}: {reason}")
+            else:
+                if not from_file:
+                    problems.append(
+                        f"config.auth.tokens_file: {self.tokens_file} holds no token (blank"
+                        " and # comment lines do not count)"
+                    )
+                tokens |= from_file
+        if problems:
+            raise ConfigError(problems)
+        return frozenset(tokens)
+
+
+def read_tokens_file(path: str | Path) -> frozenset[str]:
+    lines = (line.strip() for line in Path(path).read_text().splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
 
 
 @dataclass
-class AuthConfig:
-    # No tokens configured = no auth (fine for a loopback-only dev run; the role sets tokens).
-    tokens_file: str | None = None
-    tokens: list[str] = field(default_factory=list)
+class ListenConfig:
+    # Unset: every address, or loopback only while authentication is disabled.
+    host: str | None = None
+    port: int = field(default=8080, metadata={RULE: PORT})
 
-    def load_tokens(self) -> frozenset[str]:
-        tokens = set(self.tokens)
-        if self.tokens_file:
-            lines = Path(self.tokens_file).read_text().splitlines()
-            tokens.update(line.strip() for line in lines if line.strip())
-        return frozenset(tokens)
+    def bind_host(self, auth: AuthConfig) -> str:
+        if self.host:
+            return self.host
+        return "127.0.0.1" if auth.disabled else "0.0.0.0"
 
 
 @dataclass
@@ -98,6 +143,8 @@ class SpoolConfig:
     directory: str = "/var/lib/aicost/spool"
     max_bytes: int = 1 << 30
     retry_after_seconds: int = 30
+    # Batches that cannot be replayed are kept here for a human; beyond it the oldest go.
+    quarantine_max_bytes: int = field(default=256 << 20, metadata={RULE: POSITIVE_INTEGER})
 
 
 @dataclass
@@ -181,6 +228,7 @@ ENVIRONMENT = {
     "COST_MONITOR_DATABASE_DSN": ("database", "dsn"),
     "COST_MONITOR_DATABASE_PASSWORD_FILE": ("database", "password_file"),
     "COST_MONITOR_AUTH_TOKENS_FILE": ("auth", "tokens_file"),
+    "COST_MONITOR_AUTH_DISABLED": ("auth", "disabled"),
     "COST_MONITOR_LISTEN_HOST": ("listen", "host"),
     "COST_MONITOR_LISTEN_PORT": ("listen", "port"),
     "COST_MONITOR_SPOOL_DIRECTORY": ("spool", "directory"),

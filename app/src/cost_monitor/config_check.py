@@ -1,9 +1,10 @@
 """cost-monitor check-config: everything that can be known about a configuration offline.
 
 Beyond what load_config checks (key names, types and each field's rule), a configuration is
-checked against what the process would do with it: every collector type exists and accepts
-its settings, price files parse and overrides are valid entries, the DSN parses. Nothing
-connects to the database or the network.
+checked against what the process would do with it: the ingest API has a token or is told to
+run without authentication, every collector type exists and accepts its settings, price
+files parse and overrides are valid entries, the DSN parses. Nothing connects to the
+database or the network.
 
 Files the configuration names (tokens, passwords, collector ``*_file`` settings, price
 files) are reported missing only with ``require_files``: the configuration is often checked
@@ -25,7 +26,7 @@ import yaml
 from psycopg2 import ProgrammingError
 from psycopg2.extensions import parse_dsn
 
-from cost_monitor.config import Config, parse_config
+from cost_monitor.config import Config, parse_config, read_tokens_file
 from cost_monitor.pricing import (
     CATALOG_MARKER,
     ModelPrice,
@@ -67,6 +68,7 @@ def check_config(
             f"{where}: {file}: {unreadable[file]}" for where, file in files if file in unreadable
         ]
         problems += secret_file_problems(config)
+    problems += config.auth.configured_problems()
     problems += collector_problems(config)
     catalog, price_problems = check_prices(config, skip=set(unreadable))
     problems += price_problems
@@ -101,10 +103,10 @@ def secret_file_problems(config: Config) -> list[str]:
     """Secret files that exist but would not work (checked only where secrets are mounted)."""
     problems = []
     tokens_file = config.auth.tokens_file
-    if tokens_file and not _unreadable(tokens_file) and not config.auth.load_tokens():
+    if tokens_file and not _unreadable(tokens_file) and not read_tokens_file(tokens_file):
         problems.append(
-            f"config.auth.tokens_file: {tokens_file} holds no token"
-            " (the ingest API would accept unauthenticated posts)"
+            f"config.auth.tokens_file: {tokens_file} holds no token (blank and # comment lines"
+            " do not count)"
         )
     password_file = config.database.password_file
     empty = (

@@ -7,7 +7,10 @@ caller stores the valid records and reports the rejected ones by index, field an
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -176,6 +179,7 @@ def parse_body(
     now = now or datetime.now(UTC)
     if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
         return _parse_ndjson(body, limits, now)
+    _refuse_if_over_limit(body, limits.max_batch_records)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -194,13 +198,63 @@ def parse_body(
     return validate_items(enumerate(items), limits, now, received=len(items))
 
 
+# A body with fewer commas than this many is parsed whole at once: the Python objects of
+# its top-level items (at most one per comma) stay within tens of MB whatever they are.
+DENSE_BODY_COMMAS = 500_000
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _too_large(limit: int) -> BodyError:
+    return BodyError(f"batch has more than {limit} records (the limit)", "batch_too_large")
+
+
+def _refuse_if_over_limit(body: bytes, limit: int) -> None:
+    """Refuse a JSON array of more than ``limit`` items before it becomes Python objects.
+
+    Items are at most commas + 1, so most bodies pass on one count of the commas. A body
+    dense in commas (millions of tiny items, say) has its top-level items counted one by one,
+    stopping at the first item over the limit.
+    """
+    commas = body.count(b",")
+    if commas < limit or commas < DENSE_BODY_COMMAS:
+        return
+    if count_array_items(body, limit + 1) > limit:
+        raise _too_large(limit)
+
+
+def count_array_items(body: bytes, stop_at: int) -> int:
+    """Top-level items of a JSON array body, counted up to ``stop_at``; a body that is not
+    an array, or malformed, counts what was read (the parser reports it afterwards)."""
+    text = body.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    index = _WHITESPACE.match(text).end()
+    if not text.startswith("[", index):
+        return 0
+    index = _WHITESPACE.match(text, index + 1).end()
+    count = 0
+    while count < stop_at and not text.startswith("]", index):
+        try:
+            _, index = decoder.raw_decode(text, index)
+        except (ValueError, RecursionError):
+            return count
+        count += 1
+        index = _WHITESPACE.match(text, index).end()
+        if not text.startswith(",", index):
+            return count
+        index = _WHITESPACE.match(text, index + 1).end()
+    return count
+
+
 def _parse_ndjson(body: bytes, limits: IngestLimits, now: datetime) -> ParsedBatch:
+    if body.count(b"\n") >= limits.max_batch_records:
+        # Maybe too many lines: count the non-blank ones, stopping past the limit.
+        nonblank = 0
+        for line in io.BytesIO(body):
+            if line.strip():
+                nonblank += 1
+                if nonblank > limits.max_batch_records:
+                    raise _too_large(limits.max_batch_records)
     lines = [line for line in body.split(b"\n") if line.strip()]
-    if len(lines) > limits.max_batch_records:
-        raise BodyError(
-            f"batch has {len(lines)} records; the limit is {limits.max_batch_records}",
-            "batch_too_large",
-        )
     items: list[tuple[int, Any]] = []
     malformed: list[Rejection] = []
     for index, line in enumerate(lines):
@@ -263,6 +317,15 @@ class _Context:
             item = _canonical_names(raw)
             tokens = self._tokens(raw, item, problems)
         record_time = self._time(item.get("time"), problems)
+        if item.get("time") is None and item.get("event_id") is not None:
+            problems.append(
+                (
+                    "time",
+                    "required with event_id: events are keyed by time and event_id, so a"
+                    " resend without its time would be stored again",
+                    "missing",
+                )
+            )
         provider = self._provider(item.get("provider"), problems)
         model = _text(item, "model", problems, required=True, max_length=MAX_MODEL_LENGTH)
         operation = _text(item, "operation", problems, max_length=64) or "chat"
@@ -484,6 +547,9 @@ def _event_id(value: Any, problems: list[Problem]) -> str | None:
         return None
 
 
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def _billed_cost(value: Any, problems: list[Problem]) -> Decimal | None:
     if value is None:
         return None
@@ -493,10 +559,15 @@ def _billed_cost(value: Any, problems: list[Problem]) -> Decimal | None:
         except InvalidOperation:
             problems.append(("cost_usd", "not a number", "wrong_type"))
             return None
-        if not cost.is_finite() or cost < 0 or cost > MAX_BILLED_COST_USD:
+        if not cost.is_finite() or cost.is_signed() or cost > MAX_BILLED_COST_USD:
             problems.append(
                 ("cost_usd", f"must be between 0 and {MAX_BILLED_COST_USD}", "out_of_range")
             )
+            return None
+        # Decimal() also reads "1_000", " 1.5", "1e3" and non-ASCII digits: a string is
+        # taken only in the plain form every client library writes.
+        if isinstance(value, str) and _PLAIN_DECIMAL.fullmatch(value) is None:
+            problems.append(("cost_usd", "not a plain decimal such as 0.0125", "wrong_type"))
             return None
         return cost
     problems.append(("cost_usd", "must be a number or a decimal string", "wrong_type"))
@@ -523,7 +594,11 @@ def _metadata(value: Any, problems: list[Problem]) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         problems.append(("metadata", "must be a JSON object", "wrong_type"))
         return None
-    encoded = orjson.dumps(value)
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        problems.append(("metadata", "nested too deeply to store", "out_of_range"))
+        return None
     if len(encoded) > MAX_METADATA_BYTES:
         problems.append(("metadata", f"larger than {MAX_METADATA_BYTES} bytes", "out_of_range"))
         return None

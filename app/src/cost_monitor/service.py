@@ -13,12 +13,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from cost_monitor import storage
 from cost_monitor.api import Services, build_app
 from cost_monitor.budgets import BudgetGauges, SpendTracker
-from cost_monitor.config import Config
+from cost_monitor.config import Config, ConfigError
 from cost_monitor.metrics import LabelBounds, Metrics
 from cost_monitor.pricing import PriceCatalog
 from cost_monitor.reconciliation import BillingGauges, Reconciler
 from cost_monitor.scheduler import CollectorScheduler
-from cost_monitor.sink import Sink
+from cost_monitor.sink import Sink, SinkCollector
 from cost_monitor.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ class Runtime:
 
 
 def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
+    """Raises ConfigError when the ingest API would have no token and is not told to run
+    without authentication."""
+    tokens = config.auth.load_tokens()
     catalog = PriceCatalog.load(
         config.prices.files,
         overrides=config.prices.overrides,
@@ -50,17 +53,18 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
     connect = functools.partial(storage.connect, **config.database.connect_kwargs())
     sink = Sink(
         connect,
-        Spool(config.spool.directory, config.spool.max_bytes),
+        Spool(config.spool.directory, config.spool.max_bytes, config.spool.quarantine_max_bytes),
         metrics,
         tracker,
         max_rows_per_write=config.database.max_rows_per_write,
     )
+    registry.register(SinkCollector(sink))
     services = Services(
         sink=sink,
         catalog=catalog,
         metrics=metrics,
         limits=config.ingest.limits(),
-        tokens=config.auth.load_tokens(),
+        tokens=None if config.auth.disabled else tokens,
         max_body_bytes=config.ingest.max_body_bytes,
         retry_after_seconds=config.spool.retry_after_seconds,
     )
@@ -87,8 +91,12 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
 
     app.on_startup.append(start_background)
     app.on_cleanup.append(stop_background)
-    if not services.tokens:
-        log.warning("no ingest tokens configured: the ingest API accepts unauthenticated posts")
+    if config.auth.disabled:
+        log.warning(
+            "authentication disabled (auth.disabled): the ingest API accepts unauthenticated"
+            " posts on %s",
+            config.listen.bind_host(config.auth),
+        )
     log.info(
         "price catalog: %d entries taken on %s; spool %s (max %d bytes)",
         len(catalog),
@@ -100,11 +108,19 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
 
 
 def serve(config: Config, run_collectors: bool = True) -> None:
-    runtime = build_runtime(config, run_collectors)
-    log.info("listening on %s:%d", config.listen.host, config.listen.port)
+    """Run until stopped; exits the process with the problems when the configuration
+    cannot run (no ingest token, say)."""
+    try:
+        runtime = build_runtime(config, run_collectors)
+    except ConfigError as error:
+        raise SystemExit(
+            "\n".join(f"cost-monitor: configuration: {problem}" for problem in error.problems)
+        ) from None
+    host = config.listen.bind_host(config.auth)
+    log.info("listening on %s:%d", host, config.listen.port)
     web.run_app(
         runtime.app,
-        host=config.listen.host,
+        host=host,
         port=config.listen.port,
         access_log=None,
         print=None,

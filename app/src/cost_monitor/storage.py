@@ -20,6 +20,7 @@ from psycopg2.extensions import connection as Connection
 
 from cost_monitor import schema
 from cost_monitor.records import UsageRecord
+from cost_monitor.schema import TOKEN_COLUMNS
 
 TABLE = "llm_consumption"
 # The columns the app writes, in COPY order; checked against the shared schema at import.
@@ -126,13 +127,37 @@ def copy_rows(conn: Connection, payload: bytes, columns: Sequence[str] = COPY_CO
     conn.commit()
 
 
-def copy_rows_idempotent(
-    conn: Connection, payload: bytes, columns: Sequence[str] = COPY_COLUMNS
-) -> int:
+# What a skipped-or-stored check needs back from an idempotent insert.
+STORED_KEY: tuple[str, ...] = ("event_id", "time")
+# What metrics and budgets need to count a row that exists only as COPY text (a spool file).
+USAGE_COLUMNS: tuple[str, ...] = (
+    "time",
+    "event_id",
+    "provider",
+    "model",
+    "operation",
+    "project",
+    "source",
+    "status",
+    *TOKEN_COLUMNS,
+    "cost_usd",
+    "cost_source",
+    "duration_seconds",
+)
+
+
+def copy_new_rows(
+    conn: Connection,
+    payload: bytes,
+    columns: Sequence[str] = COPY_COLUMNS,
+    returning: Sequence[str] = STORED_KEY,
+) -> list[tuple[Any, ...]]:
     """COPY through a temporary table, inserting only events not stored yet; commits.
 
-    Used when a batch may already be in the table: a replayed spool file whose first attempt
-    lost its connection during COMMIT, or a client resending the same event ids.
+    Returns the ``returning`` columns of the rows really inserted (a row already in the table,
+    or twice in the payload, is inserted once). Used when a batch may already be in the
+    table: a replayed spool file whose first attempt lost its connection during COMMIT, or a
+    client resending the same event ids.
     """
     staging = "llm_consumption_staging"
     key = sql.SQL(", ").join(map(sql.Identifier, schema.conflict_columns(TABLE)))
@@ -148,14 +173,30 @@ def copy_rows_idempotent(
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {table} ({names}) SELECT {names} FROM {staging}"
-                " ON CONFLICT ({key}) DO NOTHING"
+                " ON CONFLICT ({key}) DO NOTHING RETURNING {returning}"
             ).format(
-                table=sql.Identifier(TABLE), names=names, staging=sql.Identifier(staging), key=key
+                table=sql.Identifier(TABLE),
+                names=names,
+                staging=sql.Identifier(staging),
+                key=key,
+                returning=sql.SQL(", ").join(map(sql.Identifier, returning)),
             )
         )
-        inserted = cursor.rowcount
+        inserted = cursor.fetchall()
     conn.commit()
     return inserted
+
+
+def copy_rows_idempotent(
+    conn: Connection, payload: bytes, columns: Sequence[str] = COPY_COLUMNS
+) -> int:
+    """copy_new_rows, counting the rows inserted."""
+    return len(copy_new_rows(conn, payload, columns))
+
+
+def usage_records(rows: Iterable[Sequence[Any]]) -> list[UsageRecord]:
+    """Records from rows of USAGE_COLUMNS, enough to count them in metrics and budgets."""
+    return [UsageRecord(**dict(zip(USAGE_COLUMNS, row, strict=True))) for row in rows]
 
 
 def spend_this_month(conn: Connection, today: date) -> list[tuple[str | None, date, Decimal]]:

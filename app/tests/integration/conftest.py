@@ -58,4 +58,5 @@ def app_config(database, tmp_path) -> Config:
     config.database.dsn = database.dsn
     config.spool.directory = str(tmp_path / "spool")
     config.logging.file = "-"
+    config.auth.disabled = True
     return config

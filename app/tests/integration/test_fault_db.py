@@ -16,6 +16,7 @@ import requests
 import yaml
 from app_helpers import free_port
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import CONTAINER_PREFIX, create_schema
 
@@ -34,6 +35,7 @@ def server(own_database, tmp_path):
     port = free_port()
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
+        "auth": {"disabled": True},
         "database": {"dsn": own_database.dsn, "connect_timeout_seconds": 2},
         "spool": {"directory": str(tmp_path / "spool")},
         "logging": {"file": str(tmp_path / "cost-monitor.log")},
@@ -59,6 +61,16 @@ def server(own_database, tmp_path):
     yield url, tmp_path / "cost-monitor.log"
     process.terminate()
     assert process.wait(timeout=20) == 0
+
+
+def metric_sum(url: str, name: str) -> float:
+    text = requests.get(url + "/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 class Poster(threading.Thread):
@@ -118,7 +130,7 @@ def test_no_acknowledged_record_is_lost_or_doubled_across_a_database_outage(own_
         if state["database"] == "up" and state["spool_batches"] == 0:
             break
         time.sleep(0.5)
-    assert state == {"database": "up", "spool_bytes": 0, "spool_batches": 0}
+    assert state == {"database": "up", "writer": "running", "spool_bytes": 0, "spool_batches": 0}
 
     assert poster.statuses.get(202, 0) > 0, f"the outage never reached the spool: {poster.statuses}"
     assert poster.statuses.get(200, 0) > 0
@@ -130,6 +142,10 @@ def test_no_acknowledged_record_is_lost_or_doubled_across_a_database_outage(own_
     assert poster.acknowledged <= set(stored), "acknowledged records are missing"
     doubled = {request_id: n for request_id, n in stored.items() if n != 1}
     assert not doubled, f"stored more than once: {list(doubled.items())[:5]}"
+    # The counters follow the database: spooled rows are counted when their replay stores them.
+    rows = sum(stored.values())
+    assert metric_sum(url, "llm_ingest_stored_rows_total") == rows
+    assert metric_sum(url, "llm_requests_total") == rows
     log_lines = [orjson.loads(line) for line in log_file.read_text().splitlines()]
     messages = " ".join(line["message"] for line in log_lines)
     assert "database unreachable" in messages

@@ -120,6 +120,8 @@ def test_image_runs_as_non_root_and_ingests_into_the_database(image, database, c
             f"COST_MONITOR_LISTEN_PORT={port}",
             "-e",
             "COST_MONITOR_LISTEN_HOST=127.0.0.1",
+            "-e",
+            "COST_MONITOR_AUTH_DISABLED=true",
             image,
         ],
         check=True,

@@ -12,6 +12,7 @@ import requests
 from app_helpers import metric_value, running_app, wait_for_metric
 from cost_monitor.config import Budget
 from cost_monitor.pricing import PriceCatalog
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import app_config
 
@@ -88,6 +89,85 @@ def test_resent_event_ids_are_stored_once(database, conn, tmp_path):
         assert post(app, records).status_code == 200
         assert post(app, records + batch(1)).status_code == 200
     assert scalar(conn, "SELECT count(*) FROM llm_consumption") == 51
+
+
+def metric_sum(url, name, **labels):
+    text = requests.get(url + "/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def test_resends_are_stored_once_and_the_metrics_agree_with_the_database(database, conn, tmp_path):
+    config = app_config(database, tmp_path)
+    config.metrics.projects = ["search"]
+    config.budgets = {"search": Budget(daily_usd=1000, monthly_usd=10000)}
+    billed = [{**r, "event_id": str(uuid.uuid4()), "cost_usd": "0.0125"} for r in batch(20)]
+    priced = [{**r, "event_id": str(uuid.uuid4())} for r in batch(30)]  # cost from the catalog
+    records = billed + priced
+    untimed = [{k: v for k, v in r.items() if k != "time"} for r in records]
+    with running_app(config) as app:
+        for _ in range(3):
+            response = post(app, records)
+            assert response.status_code == 200, response.text
+            assert response.json()["accepted"] == 50
+            untimed_response = post(app, untimed)
+            assert untimed_response.status_code == 422
+            assert {r["field"] for r in untimed_response.json()["rejected"]} == {"time"}
+        # The same record twice in one batch, and a resend beside a new record.
+        twice = batch(1, event_id=str(uuid.uuid4()), cost_usd="1.5")
+        assert post(app, twice * 2).status_code == 200
+        assert post(app, [records[0], *batch(1, cost_usd="0.5")]).status_code == 200
+
+        rows = scalar(conn, "SELECT count(*) FROM llm_consumption")
+        spend = scalar(conn, "SELECT sum(cost_usd) FROM llm_consumption")
+        assert rows == 50 + 1 + 1
+        assert metric_sum(app.url, "llm_ingest_stored_rows_total") == rows
+        assert metric_sum(app.url, "llm_requests_total") == rows
+        assert round(metric_sum(app.url, "llm_cost_usd_total"), 8) == round(float(spend), 8)
+        input_tokens = scalar(conn, "SELECT sum(input_tokens) FROM llm_consumption")
+        assert metric_sum(app.url, "llm_tokens_total", token_type="input") == input_tokens
+        for period in ("day", "month"):
+            gauge = metric_value(app.url, "llm_budget_spend_usd", project="search", period=period)
+            assert round(gauge, 8) == round(float(spend), 8)
+
+
+def test_the_database_error_text_is_logged_not_sent(database, conn, tmp_path, caplog):
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE llm_consumption ADD CONSTRAINT test_refuse CHECK (model <> 'refuse-me')"
+        )
+    conn.commit()
+    try:
+        with running_app(app_config(database, tmp_path)) as app:
+            response = post(app, batch(2, model="refuse-me"))
+    finally:
+        with conn.cursor() as cursor:
+            cursor.execute("ALTER TABLE llm_consumption DROP CONSTRAINT test_refuse")
+        conn.commit()
+    assert response.status_code == 500
+    assert response.json() == {"error": "the database refused the batch; the reason is logged"}
+    assert "test_refuse" in caplog.text
+
+
+def test_a_zero_byte_spool_file_is_quarantined_and_ingest_goes_on(database, conn, tmp_path):
+    config = app_config(database, tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / f"{1:016d}.copy").write_bytes(b"")  # as a crash on a filesystem can leave it
+    with running_app(config) as app:
+        quarantined = wait_for_metric(
+            app.url, "llm_spool_quarantined_batches_total", 1, 10, 0.1, reason="unreadable"
+        )
+        assert quarantined == 1
+        assert requests.get(app.url + "/healthz", timeout=5).status_code == 200
+        assert post(app, batch(3)).status_code == 200
+        assert metric_value(app.url, "llm_spool_quarantine_batches") == 1
+    assert [path.stat().st_size for path in (spool / "quarantine").iterdir()] == [0]
+    assert scalar(conn, "SELECT count(*) FROM llm_consumption") == 3
 
 
 def test_budget_spend_starts_from_what_the_database_holds(database, conn, tmp_path):

@@ -10,7 +10,9 @@ import orjson
 import pytest
 import requests
 from app_helpers import metric_value, running_app, wait_for_metric
-from cost_monitor.config import Budget, load_config
+from cost_monitor.cli import main
+from cost_monitor.config import Budget, ConfigError, load_config
+from cost_monitor.service import build_runtime
 from cost_monitor.spool import Spool
 
 GOOD = {"provider": "openai", "model": "gpt-5-mini", "input_tokens": 1000, "output_tokens": 50}
@@ -23,6 +25,7 @@ def config_for(tmp_path, **sections):
     config.database.connect_timeout_seconds = 1
     config.spool.directory = str(tmp_path / "spool")
     config.metrics.projects = ["search"]
+    config.auth.disabled = "auth" not in sections  # tests that need no token say so
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(config, section), key, value)
@@ -131,7 +134,7 @@ def test_health_readiness_and_metrics_content_type(app):
     assert "llm_database_up 0.0" in response.text
 
 
-def test_spooled_records_count_in_cost_metrics_and_budgets(tmp_path):
+def test_spooled_spend_counts_in_budgets_at_once_and_in_counters_once_stored(tmp_path):
     config = config_for(tmp_path)
     config.budgets = {"search": Budget(daily_usd=1.0)}
     with running_app(config) as app:
@@ -141,3 +144,26 @@ def test_spooled_records_count_in_cost_metrics_and_budgets(tmp_path):
         )
         assert spend == 0.25
         assert metric_value(app.url, "llm_budget_limit_usd", project="search", period="day") == 1.0
+        # The counters follow the database: the replay counts what it really inserts.
+        assert "llm_cost_usd_total{" not in requests.get(app.url + "/metrics", timeout=5).text
+
+
+def test_an_unauthenticated_api_must_be_asked_for(tmp_path):
+    blank = tmp_path / "tokens"
+    blank.write_text("\n\n")
+    for auth in ({}, {"tokens_file": str(blank)}):
+        with pytest.raises(ConfigError, match=r"config\.auth"):
+            build_runtime(config_for(tmp_path, auth=auth), run_collectors=False)
+    with running_app(config_for(tmp_path, auth={"disabled": True})) as app:
+        assert post(app, [GOOD], token=None).status_code == 202
+
+
+def test_serve_refuses_to_start_without_a_token(tmp_path, capsys):
+    blank = tmp_path / "tokens"
+    blank.write_text("# no token yet\n")
+    config = tmp_path / "config.yml"
+    config.write_text(f"auth: {{tokens_file: {blank}}}\nlogging: {{file: '-'}}\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["--config", str(config), "serve", "--no-collectors"])
+    assert stopped.value.code != 0
+    assert "holds no token" in str(stopped.value.code)

@@ -20,6 +20,9 @@ def check(capsys, config, *flags):
     return code, captured.out.splitlines(), captured.err.splitlines()
 
 
+NO_AUTH = "auth: {disabled: true}\n"
+
+
 @pytest.fixture
 def good_config(tmp_path):
     secret = write(tmp_path, "sk-admin\n", "openai_admin_key")
@@ -73,10 +76,35 @@ def test_a_good_configuration_prints_one_summary_line(capsys, good_config):
     assert out == [f"configuration OK: 3 collectors, 2 budgets, {shipped + 2} price entries"]
 
 
-def test_an_empty_configuration_is_valid(capsys, tmp_path):
-    code, out, _ = check(capsys, write(tmp_path, "{}\n"))
+def test_an_empty_configuration_needs_only_authentication(capsys, tmp_path):
+    code, out, err = check(capsys, write(tmp_path, "{}\n"))
+    assert (code, out) == (2, [])
+    assert err == [
+        "config.auth: no ingest token configured; set auth.tokens_file or auth.tokens,"
+        " or auth.disabled: true to run the ingest API without authentication"
+    ]
+    code, out, _ = check(capsys, write(tmp_path, "auth: {disabled: true}\n"))
     assert code == 0
     assert out[0].startswith("configuration OK: 0 collectors, 0 budgets, ")
+
+
+def test_authentication_disabled_with_tokens_is_a_problem(capsys, tmp_path):
+    code, _, err = check(capsys, write(tmp_path, "auth: {disabled: true, tokens: [alpha]}\n"))
+    assert code == 2
+    assert err == [
+        "config.auth.disabled: true, but tokens are configured too; remove one or the other"
+    ]
+
+
+def test_a_tokens_file_of_comments_holds_no_token(capsys, tmp_path):
+    tokens = write(tmp_path, "# the search team's token goes here\n\n", "tokens")
+    config = write(tmp_path, f"auth: {{tokens_file: {tokens}}}\n")
+    assert check(capsys, config)[0] == 0  # the file is only read where secrets are mounted
+    code, _, err = check(capsys, config, "--require-files")
+    assert code == 2
+    assert err == [
+        f"config.auth.tokens_file: {tokens} holds no token (blank and # comment lines do not count)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -173,7 +201,7 @@ def test_an_empty_configuration_is_valid(capsys, tmp_path):
     ],
 )
 def test_each_problem_is_named_by_its_key(capsys, tmp_path, yaml_text, expected):
-    code, out, err = check(capsys, write(tmp_path, yaml_text + "\n"))
+    code, out, err = check(capsys, write(tmp_path, NO_AUTH + yaml_text + "\n"))
     assert code == 2
     assert out == []
     assert len(err) == 1, err
@@ -183,7 +211,8 @@ def test_each_problem_is_named_by_its_key(capsys, tmp_path, yaml_text, expected)
 def test_every_problem_is_reported_not_just_the_first(capsys, tmp_path):
     config = write(
         tmp_path,
-        """
+        NO_AUTH
+        + """
 listen: {port: 0}
 budgets: {search: {daily_usd: lots}, chat: {monthly_usd: -1}}
 collectors: {openai_usage: {type: openai-usage}}
@@ -205,7 +234,7 @@ def test_a_price_file_must_be_a_litellm_catalog(capsys, tmp_path):
     broken = write(tmp_path, "{not json", "broken.json")
     listed = write(tmp_path, "[1, 2]", "listed.json")
     odd = write(tmp_path, json.dumps({"m": 5, "_aicost_catalog": {"prices_taken": "soon"}}), "o.j")
-    config = write(tmp_path, f"prices: {{files: [{broken}, {listed}, {odd}]}}\n")
+    config = write(tmp_path, NO_AUTH + f"prices: {{files: [{broken}, {listed}, {odd}]}}\n")
     code, _, err = check(capsys, config)
     assert code == 2
     assert err[0].startswith(f"config.prices.files[0]: {broken}: not a LiteLLM price file")
@@ -260,7 +289,7 @@ def test_require_files_reports_secret_files_that_would_not_work(capsys, tmp_path
 
 def test_environment_overrides_are_checked_too(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("COST_MONITOR_LISTEN_PORT", "99999")
-    code, _, err = check(capsys, write(tmp_path, "{}\n"))
+    code, _, err = check(capsys, write(tmp_path, NO_AUTH))
     assert code == 2
     assert err == ["config.listen.port: must be a port number from 1 to 65535, not '99999'"]
 

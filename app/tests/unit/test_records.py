@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from cost_monitor.records import BodyError, IngestLimits, parse_body
+from cost_monitor.records import BodyError, IngestLimits, count_array_items, parse_body
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +57,18 @@ def test_client_event_id_is_kept_for_idempotent_resends():
     event_id = "6F1C0A8E-6B1C-4A53-9A57-1F0D1C7F3B10"
     (record,) = parse([good(event_id=event_id)]).records
     assert record.event_id == event_id.lower()
+
+
+def test_a_client_event_id_needs_the_event_time():
+    # The table keys an event by (time, event_id): with "now" as its time, a resend would be
+    # stored again.
+    event_id = "6f1c0a8e-6b1c-4a53-9a57-1f0d1c7f3b10"
+    without_time = {k: v for k, v in good(event_id=event_id).items() if k != "time"}
+    rejection = only_rejection([without_time])
+    assert (rejection.field, rejection.code) == ("time", "missing")
+    assert "event_id" in rejection.reason
+    assert len(parse([good(event_id=event_id)]).records) == 1
+    assert len(parse([{k: v for k, v in good().items() if k != "time"}]).records) == 1
 
 
 def test_generated_event_ids_are_distinct_version_4_uuids():
@@ -134,6 +146,12 @@ def test_provider_spellings_are_normalised_and_unknown_ones_rejected():
         ({"cost_usd": -0.5}, "cost_usd", "out_of_range"),
         ({"cost_usd": "abc"}, "cost_usd", "wrong_type"),
         ({"cost_usd": "NaN"}, "cost_usd", "out_of_range"),
+        ({"cost_usd": "1_000"}, "cost_usd", "wrong_type"),
+        ({"cost_usd": "-0"}, "cost_usd", "out_of_range"),
+        ({"cost_usd": -0.0}, "cost_usd", "out_of_range"),
+        ({"cost_usd": " 1.5"}, "cost_usd", "wrong_type"),
+        ({"cost_usd": "1e3"}, "cost_usd", "wrong_type"),
+        ({"cost_usd": "\u0663"}, "cost_usd", "wrong_type"),
         ({"duration_seconds": -3}, "duration_seconds", "out_of_range"),
         ({"metadata": [1, 2]}, "metadata", "wrong_type"),
         ({"metadata": {"k": "x\x00"}}, "metadata", "out_of_range"),
@@ -149,6 +167,51 @@ def test_bad_field_is_rejected_with_index_field_and_reason(fields, field, code):
     (rejection,) = parsed.rejections
     assert (rejection.index, rejection.field, rejection.code) == (1, field, code)
     assert rejection.reason
+
+
+def test_cost_strings_are_plain_decimals():
+    for text in ("0", "12", "0.0000123456789", "1000000"):
+        (record,) = parse([good(cost_usd=text)]).records
+        assert str(record.cost_usd) == text
+
+
+def test_deeply_nested_metadata_rejects_only_its_record():
+    deep: dict = {}
+    for _ in range(300):
+        deep = {"k": deep}
+    body = json.dumps([good(), good(metadata=deep), good()]).encode()
+    parsed = parse_body(body, "application/json", LIMITS, now=NOW)
+    assert len(parsed.records) == 2
+    (rejection,) = parsed.rejections
+    assert (rejection.index, rejection.field, rejection.code) == (1, "metadata", "out_of_range")
+
+
+def test_a_batch_over_the_limit_is_refused_before_it_is_parsed(monkeypatch):
+    """A 15 MiB body of tiny items must not become millions of objects first."""
+    limits = IngestLimits(max_batch_records=10)
+    loaded = []
+    monkeypatch.setattr(
+        "cost_monitor.records.orjson.loads", lambda body: loaded.append(len(body)) or []
+    )
+    for body, content_type in (
+        (b"[" + b",".join([b"{}"] * 5_000_000) + b"]", "application/json"),
+        (b"\n".join([b"{}"] * 5_000_000), "application/x-ndjson"),
+    ):
+        with pytest.raises(BodyError) as error:
+            parse_body(body, content_type, limits, now=NOW)
+        assert error.value.code == "batch_too_large"
+        assert "more than 10 records" in error.value.reason
+    assert loaded == []
+
+
+def test_batches_at_the_limit_are_counted_exactly():
+    limits = IngestLimits(max_batch_records=3)
+    nested = good(metadata={"list": [1, 2, 3, 4], "text": "a,b,c,d"})
+    assert len(parse([nested] * 3, limits=limits).records) == 3
+    with pytest.raises(BodyError):
+        parse([nested] * 4, limits=limits)
+    body = b"\n".join([orjson.dumps(nested)] * 3 + [b"", b"  "])
+    assert len(parse_body(body, "application/x-ndjson", limits, now=NOW).records) == 3
 
 
 def test_every_bad_field_of_a_record_is_reported():
@@ -253,3 +316,10 @@ def test_fuzz_structured_records_are_either_valid_or_explained(records):
     for record in parsed.records:
         assert all(getattr(record, name) >= 0 for name in ("input_tokens", "output_tokens"))
         assert record.time.tzinfo is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(json_values, max_size=12), st.integers(min_value=0, max_value=12))
+def test_fuzz_the_early_item_count_matches_the_parser(items, limit):
+    body = json.dumps(items, indent=1 if limit % 2 else None).encode()
+    assert count_array_items(body, limit + 1) == min(len(items), limit + 1)

@@ -35,6 +35,7 @@ def config_for(tmp_path, text):
     config = load_config(path, environ={})
     config.database.dsn = "host=127.0.0.1 port=1 dbname=none user=none"
     config.spool.directory = str(tmp_path / "spool")
+    config.auth.disabled = True
     return config
 
 
