@@ -19,6 +19,7 @@ __all__ = [
     "AGGREGATES",
     "TABLES",
     "TOKEN_COLUMNS",
+    "TOKEN_TYPES",
     "Aggregate",
     "Column",
     "Index",
@@ -96,6 +97,8 @@ TOKEN_COLUMNS = (
     "output_tokens",  # visible output, excluding reasoning
     "reasoning_tokens",
 )
+# The token_type label value of each token column in the app's metrics ("input", ...).
+TOKEN_TYPES = {column: column[: -len("_tokens")] for column in TOKEN_COLUMNS}
 
 
 def _token_columns() -> tuple[Column, ...]:

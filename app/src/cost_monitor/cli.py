@@ -113,7 +113,7 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
 
 def run_collect(config: Config, args: argparse.Namespace) -> int:
     from cost_monitor.logs import configure_logging
-    from cost_monitor.metrics import LabelBounds, Metrics
+    from cost_monitor.metrics import Metrics
     from cost_monitor.scheduler import run_once
 
     configure_logging("-", config.logging.level)
@@ -122,7 +122,7 @@ def run_collect(config: Config, args: argparse.Namespace) -> int:
     if unknown:
         print(f"cost-monitor: not configured: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    metrics = Metrics(LabelBounds((), (), 0))
+    metrics = Metrics()
     failed = 0
     for name in names:
         result = run_once(name, config.collectors[name], database_connector(config), metrics)

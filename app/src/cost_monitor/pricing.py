@@ -57,6 +57,8 @@ BUILTIN_CATALOG = "catalog.json"
 CATALOG_MARKER = "_aicost_catalog"
 # The LiteLLM modes priced per token that the shipped catalog selects from upstream.
 PRICED_MODES = ("chat", "responses", "completion", "embedding")
+# (provider, model) lookups remembered; past this the memo starts over.
+MAX_CACHED_LOOKUPS = 10_000
 
 
 def is_model_key(key: str) -> bool:
@@ -226,8 +228,15 @@ class PriceCatalog:
     def lookup(self, model: str, provider: str) -> ModelPrice | None:
         cache_key = (provider, model)
         if cache_key not in self._lookups:
+            if len(self._lookups) >= MAX_CACHED_LOOKUPS:  # junk model names must not grow it
+                self._lookups = {}
             self._lookups[cache_key] = self._find(model, provider)
         return self._lookups[cache_key]
+
+    def priced_key(self, model: str, provider: str) -> str | None:
+        """The catalog key that prices the model, or None when it has no price."""
+        found = self.lookup(model, provider)
+        return None if found is None else found.key
 
     def price(
         self,
