@@ -13,6 +13,7 @@ A price file may say when its prices were taken: ``{"_aicost_catalog": {"prices_
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,12 +26,27 @@ from typing import Any
 import orjson
 
 from cost_monitor.records import UsageRecord
+from cost_monitor.schema import TOKEN_COLUMNS
 
 INPUT = "input_cost_per_token"
 OUTPUT = "output_cost_per_token"
 CACHE_READ = "cache_read_input_token_cost"
 CACHE_WRITE = "cache_creation_input_token_cost"
 REASONING = "output_cost_per_reasoning_token"
+# Each token column's rate and, when an entry lacks it, the rate it is billed at instead
+# (a cache or reasoning token without its own rate is billed like a plain one).
+TOKEN_RATES: dict[str, tuple[str, str | None]] = {
+    "input_tokens": (INPUT, None),
+    "cache_read_tokens": (CACHE_READ, INPUT),
+    "cache_write_tokens": (CACHE_WRITE, INPUT),
+    "output_tokens": (OUTPUT, None),
+    "reasoning_tokens": (REASONING, OUTPUT),
+}
+if tuple(TOKEN_RATES) != TOKEN_COLUMNS:
+    raise RuntimeError("pricing.TOKEN_RATES must price exactly schema.TOKEN_COLUMNS, in order")
+# The columns that make up the prompt, whose size selects a long-context tier.
+PROMPT_TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens")
+_token_counts = operator.attrgetter(*TOKEN_COLUMNS)
 _TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
 _BEDROCK_REGION_PREFIX = re.compile(r"^(us|eu|apac|au|jp|global|us-gov|ca|sa)\.")
@@ -147,34 +163,24 @@ class ModelPrice:
 
     def cost(
         self,
-        input_tokens: int = 0,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        output_tokens: int = 0,
-        reasoning_tokens: int = 0,
+        tokens: Mapping[str, int],
         batch: bool = False,
         service_tier: str | None = None,
     ) -> Decimal:
-        prompt = input_tokens + cache_read_tokens + cache_write_tokens
+        """USD for token counts keyed by token column (``input_tokens``, ...; missing = 0)."""
+        prompt = sum(tokens.get(column, 0) for column in PROMPT_TOKEN_COLUMNS)
         tier = next((f"_above_{size // 1000}k_tokens" for size in self.tiers if prompt > size), "")
         mode = "_batches" if batch else (f"_{service_tier}" if service_tier else "")
-        input_rate = _first(self.rate(INPUT, tier, mode), Decimal(0))
-        output_rate = _first(self.rate(OUTPUT, tier, mode), Decimal(0))
-        # A cache or reasoning token without its own rate is billed like a plain one.
-        cache_read_rate = _first(self.rate(CACHE_READ, tier, mode), input_rate)
-        cache_write_rate = _first(self.rate(CACHE_WRITE, tier, mode), input_rate)
-        reasoning_rate = _first(self.rate(REASONING, tier, mode), output_rate)
-        return (
-            input_tokens * input_rate
-            + cache_read_tokens * cache_read_rate
-            + cache_write_tokens * cache_write_rate
-            + output_tokens * output_rate
-            + reasoning_tokens * reasoning_rate
-        )
-
-
-def _first(rate: Decimal | None, fallback: Decimal) -> Decimal:
-    return fallback if rate is None else rate
+        total = Decimal(0)
+        for column, (rate_name, fallback_name) in TOKEN_RATES.items():
+            count = tokens.get(column, 0)
+            if not count:
+                continue
+            rate = self.rate(rate_name, tier, mode)
+            if rate is None and fallback_name is not None:
+                rate = self.rate(fallback_name, tier, mode)
+            total += count * (Decimal(0) if rate is None else rate)
+        return total
 
 
 class PriceCatalog:
@@ -242,27 +248,17 @@ class PriceCatalog:
         self,
         model: str,
         provider: str,
-        input_tokens: int = 0,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        output_tokens: int = 0,
-        reasoning_tokens: int = 0,
         batch: bool = False,
         service_tier: str | None = None,
+        **tokens: int,
     ) -> Decimal | None:
-        """USD cost of the tokens, or None when the model has no price in the catalog."""
+        """USD cost of the tokens (keyword per token column, e.g. ``input_tokens=``), or None
+        when the model has no price in the catalog."""
+        unknown = set(tokens) - set(TOKEN_RATES)
+        if unknown:
+            raise TypeError(f"not token columns: {sorted(unknown)}")
         found = self.lookup(model, provider)
-        if found is None:
-            return None
-        return found.cost(
-            input_tokens,
-            cache_read_tokens,
-            cache_write_tokens,
-            output_tokens,
-            reasoning_tokens,
-            batch,
-            service_tier,
-        )
+        return None if found is None else found.cost(tokens, batch, service_tier)
 
     def _find(self, model: str, provider: str) -> ModelPrice | None:
         for key in candidate_keys(model, provider):
@@ -309,17 +305,8 @@ def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None
     for record in records:
         if record.cost_usd is not None:
             continue
-        cost = catalog.price(
-            record.model,
-            record.provider,
-            record.input_tokens,
-            record.cache_read_tokens,
-            record.cache_write_tokens,
-            record.output_tokens,
-            record.reasoning_tokens,
-            record.batch,
-            record.service_tier,
-        )
-        if cost is not None:
-            record.cost_usd = cost
+        found = catalog.lookup(record.model, record.provider)
+        if found is not None:
+            tokens = dict(zip(TOKEN_COLUMNS, _token_counts(record), strict=True))
+            record.cost_usd = found.cost(tokens, record.batch, record.service_tier)
             record.cost_source = "computed"

@@ -21,22 +21,28 @@ GROUPINGS = {
     "project": sql.Identifier("project"),
     "customer": sql.Identifier("customer_id"),
 }
-MEASURES = ("requests", *schema.TOKEN_COLUMNS, "cost_usd", "unpriced_requests")
+MEASURES = tuple(measure.name for measure in schema.CONSUMPTION_MEASURES)
+TABLE = "llm_consumption"
 
 
 def report_query(group_by: Sequence[str]) -> sql.Composed:
+    """One row per group: the keys, then every schema measure in MEASURES order."""
     unknown = [name for name in group_by if name not in GROUPINGS]
     if unknown or not group_by:
         raise ValueError(f"group by one or more of {sorted(GROUPINGS)}")
     keys = [GROUPINGS[name] for name in group_by]
     positions = sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(keys)))
+    time = sql.Identifier(schema.TABLES[TABLE].time_column or "time")
     return sql.SQL(
-        "SELECT {keys}, count(*), sum(input_tokens), sum(cache_read_tokens),"
-        " sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens),"
-        " coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)"
-        " FROM llm_consumption WHERE time >= %s AND time < %s"
+        "SELECT {keys}, {measures} FROM {table} WHERE {time} >= %s AND {time} < %s"
         " GROUP BY {positions} ORDER BY {positions}"
-    ).format(keys=sql.SQL(", ").join(keys), positions=positions)
+    ).format(
+        keys=sql.SQL(", ").join(keys),
+        measures=sql.SQL(", ").join(sql.SQL(m) for m in schema.measure_select_sql()),
+        table=sql.Identifier(TABLE),
+        time=time,
+        positions=positions,
+    )
 
 
 def fetch_report(
