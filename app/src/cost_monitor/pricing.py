@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
@@ -46,6 +46,7 @@ if tuple(TOKEN_RATES) != TOKEN_COLUMNS:
     raise RuntimeError("pricing.TOKEN_RATES must price exactly schema.TOKEN_COLUMNS, in order")
 # The columns that make up the prompt, whose size selects a long-context tier.
 PROMPT_TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens")
+_PROMPT_POSITIONS = tuple(TOKEN_COLUMNS.index(column) for column in PROMPT_TOKEN_COLUMNS)
 _token_counts = operator.attrgetter(*TOKEN_COLUMNS)
 _TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
@@ -137,6 +138,10 @@ class ModelPrice:
     key: str
     rates: Mapping[str, Decimal]
     tiers: tuple[int, ...]  # prompt sizes in tokens above which a long-context rate applies
+    # (tier, mode) -> one rate per token column, worked out once (pricing is on the hot path).
+    _rate_rows: dict[tuple[str, str], tuple[Decimal, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_entry(cls, key: str, entry: Mapping[str, Any]) -> ModelPrice | None:
@@ -168,19 +173,32 @@ class ModelPrice:
         service_tier: str | None = None,
     ) -> Decimal:
         """USD for token counts keyed by token column (``input_tokens``, ...; missing = 0)."""
-        prompt = sum(tokens.get(column, 0) for column in PROMPT_TOKEN_COLUMNS)
+        counts = tuple(tokens.get(column, 0) for column in TOKEN_COLUMNS)
+        return self.cost_of_counts(counts, batch, service_tier)
+
+    def cost_of_counts(
+        self, counts: Sequence[int], batch: bool = False, service_tier: str | None = None
+    ) -> Decimal:
+        """USD for one count per token column, in schema.TOKEN_COLUMNS order."""
+        prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
         tier = next((f"_above_{size // 1000}k_tokens" for size in self.tiers if prompt > size), "")
         mode = "_batches" if batch else (f"_{service_tier}" if service_tier else "")
-        total = Decimal(0)
-        for column, (rate_name, fallback_name) in TOKEN_RATES.items():
-            count = tokens.get(column, 0)
-            if not count:
-                continue
+        rates = self._rate_rows.get((tier, mode))
+        if rates is None:
+            rates = self._rate_rows[(tier, mode)] = self._rate_row(tier, mode)
+        total = counts[0] * rates[0]
+        for count, rate in zip(counts[1:], rates[1:], strict=True):
+            total += count * rate
+        return total
+
+    def _rate_row(self, tier: str, mode: str) -> tuple[Decimal, ...]:
+        row = []
+        for rate_name, fallback_name in TOKEN_RATES.values():
             rate = self.rate(rate_name, tier, mode)
             if rate is None and fallback_name is not None:
                 rate = self.rate(fallback_name, tier, mode)
-            total += count * (Decimal(0) if rate is None else rate)
-        return total
+            row.append(Decimal(0) if rate is None else rate)
+        return tuple(row)
 
 
 class PriceCatalog:
@@ -307,6 +325,6 @@ def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None
             continue
         found = catalog.lookup(record.model, record.provider)
         if found is not None:
-            tokens = dict(zip(TOKEN_COLUMNS, _token_counts(record), strict=True))
-            record.cost_usd = found.cost(tokens, record.batch, record.service_tier)
+            counts = _token_counts(record)
+            record.cost_usd = found.cost_of_counts(counts, record.batch, record.service_tier)
             record.cost_source = "computed"
