@@ -17,11 +17,14 @@ from dataclasses import dataclass
 
 __all__ = [
     "AGGREGATES",
+    "CONSUMPTION_MEASURES",
     "TABLES",
     "TOKEN_COLUMNS",
+    "TOKEN_TYPES",
     "Aggregate",
     "Column",
     "Index",
+    "Measure",
     "Table",
     "aggregate_column_names",
     "aggregate_select_sql",
@@ -29,8 +32,9 @@ __all__ = [
     "conflict_columns",
     "create_index_sql",
     "create_table_sql",
-    "insert_sql",
+    "measure_select_sql",
     "quote_ident",
+    "written_columns",
 ]
 
 
@@ -42,6 +46,7 @@ class Column:
     sql_type: str
     nullable: bool = True
     default: str | None = None
+    set_by_database: bool = False  # filled by its default on every write; the app never sends it
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,14 @@ class Aggregate:
     group_by: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Measure:
+    """One figure every rollup of llm_consumption computes: the aggregates, the app's report."""
+
+    name: str
+    expression: str  # SQL over llm_consumption, owned by this file, never user input
+
+
 TOKEN_COLUMNS = (
     "input_tokens",  # uncached input only
     "cache_read_tokens",
@@ -96,6 +109,8 @@ TOKEN_COLUMNS = (
     "output_tokens",  # visible output, excluding reasoning
     "reasoning_tokens",
 )
+# The token_type label value of each token column in the app's metrics ("input", ...).
+TOKEN_TYPES = {column: column[: -len("_tokens")] for column in TOKEN_COLUMNS}
 
 
 def _token_columns() -> tuple[Column, ...]:
@@ -159,7 +174,9 @@ LLM_PROVIDER_USAGE = Table(
         Column("requests", "BIGINT", nullable=False, default="0"),
         Column("cost_amount", "NUMERIC(20,10)"),
         Column("currency", "TEXT", nullable=False, default="'USD'"),
-        Column("collected_at", "TIMESTAMPTZ", nullable=False, default="now()"),
+        Column(
+            "collected_at", "TIMESTAMPTZ", nullable=False, default="now()", set_by_database=True
+        ),
     ),
     unique=(
         "bucket_start",
@@ -215,6 +232,24 @@ def _ident_list(names: Sequence[str]) -> str:
     return ", ".join(quote_ident(name) for name in names)
 
 
+def _consumption_measures() -> tuple[Measure, ...]:
+    cost = quote_ident("cost_usd")
+    return (
+        Measure("requests", "count(*)"),
+        *(Measure(name, f"sum({quote_ident(name)})::bigint") for name in TOKEN_COLUMNS),
+        Measure("cost_usd", f"sum({cost})"),  # NULL when nothing in it is priced
+        Measure("unpriced_requests", f"count(*) FILTER (WHERE {cost} IS NULL)"),
+    )
+
+
+CONSUMPTION_MEASURES = _consumption_measures()
+
+
+def measure_select_sql() -> list[str]:
+    """``expression AS "name"`` for every measure, in order."""
+    return [f"{m.expression} AS {quote_ident(m.name)}" for m in CONSUMPTION_MEASURES]
+
+
 def column_definition_sql(column: Column) -> str:
     parts = [quote_ident(column.name), column.sql_type]
     if not column.nullable:
@@ -248,42 +283,15 @@ def column_names(table_name: str) -> list[str]:
     return [column.name for column in TABLES[table_name].columns]
 
 
+def written_columns(table_name: str) -> list[str]:
+    """The columns the app writes (COPY, upsert), in table order."""
+    return [column.name for column in TABLES[table_name].columns if not column.set_by_database]
+
+
 def conflict_columns(table_name: str) -> tuple[str, ...]:
     """The key an idempotent insert or upsert conflicts on."""
     table = TABLES[table_name]
     return table.primary_key or table.unique
-
-
-def insert_sql(
-    table_name: str,
-    columns: Sequence[str] | None = None,
-    on_conflict: str = "nothing",
-    values_placeholder: str | None = None,
-) -> str:
-    """INSERT for psycopg2 with ``%s`` placeholders.
-
-    ``on_conflict``: ``"nothing"`` (replay inserts nothing twice), ``"update"`` (upsert: every
-    non-key column takes the new value) or ``"error"``. ``values_placeholder`` replaces the
-    ``(%s, ...)`` row, e.g. ``"%s"`` for ``psycopg2.extras.execute_values``.
-    """
-    table = TABLES[table_name]
-    names = list(columns) if columns is not None else column_names(table_name)
-    for name in names:
-        table.column(name)
-    row = values_placeholder or "(" + ", ".join(["%s"] * len(names)) + ")"
-    sql = f"INSERT INTO {quote_ident(table.name)} ({_ident_list(names)}) VALUES {row}"
-    key = conflict_columns(table_name)
-    if on_conflict == "nothing":
-        return sql + f" ON CONFLICT ({_ident_list(key)}) DO NOTHING"
-    if on_conflict == "update":
-        updates = [name for name in names if name not in key]
-        if not updates:
-            return sql + f" ON CONFLICT ({_ident_list(key)}) DO NOTHING"
-        assignments = ", ".join("{0} = EXCLUDED.{0}".format(quote_ident(name)) for name in updates)
-        return sql + f" ON CONFLICT ({_ident_list(key)}) DO UPDATE SET {assignments}"
-    if on_conflict == "error":
-        return sql
-    raise ValueError("on_conflict must be 'nothing', 'update' or 'error'")
 
 
 def aggregate_select_sql(aggregate: Aggregate, bucket_function: str = "time_bucket") -> str:
@@ -300,14 +308,7 @@ def aggregate_select_sql(aggregate: Aggregate, bucket_function: str = "time_buck
         bucket = f"date_trunc('{aggregate.date_trunc_unit}', {time_column}, 'UTC')"
     else:
         raise ValueError("bucket_function must be 'time_bucket' or 'date_trunc'")
-    measures = ["count(*) AS {}".format(quote_ident("requests"))]
-    measures += ["sum({0})::bigint AS {0}".format(quote_ident(name)) for name in TOKEN_COLUMNS]
-    measures.append("sum({0}) AS {0}".format(quote_ident("cost_usd")))
-    measures.append(
-        "count(*) FILTER (WHERE {} IS NULL) AS {}".format(
-            quote_ident("cost_usd"), quote_ident("unpriced_requests")
-        )
-    )
+    measures = measure_select_sql()
     select = [bucket + " AS " + quote_ident("bucket")]
     select += [quote_ident(name) for name in aggregate.group_by] + measures
     group_by = ", ".join(str(position) for position in range(1, len(aggregate.group_by) + 2))
@@ -319,4 +320,4 @@ def aggregate_select_sql(aggregate: Aggregate, bucket_function: str = "time_buck
 def aggregate_column_names() -> list[str]:
     """Columns every aggregate exposes, in order (Grafana queries these)."""
     first = next(iter(AGGREGATES.values()))
-    return ["bucket", *first.group_by, "requests", *TOKEN_COLUMNS, "cost_usd", "unpriced_requests"]
+    return ["bucket", *first.group_by, *(measure.name for measure in CONSUMPTION_MEASURES)]

@@ -14,6 +14,7 @@ import yaml
 
 from cost_monitor.config import Config, ConfigError, load_config
 from cost_monitor.pricing import PriceCatalog
+from cost_monitor.schema import TOKEN_COLUMNS
 
 log = logging.getLogger("cost_monitor")
 
@@ -62,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     prices.add_argument("--file", action="append", default=[], help="extra LiteLLM price file")
     prices.add_argument("--quote", metavar="MODEL", help="compute the cost of token counts")
     prices.add_argument("--provider", default="openai", help="OTel provider name for --quote")
-    for name in ("input", "cache-read", "cache-write", "output", "reasoning"):
-        prices.add_argument(f"--{name}-tokens", type=int, default=0)
+    for column in TOKEN_COLUMNS:  # --input-tokens, --cache-read-tokens, ...
+        prices.add_argument("--" + column.replace("_", "-"), type=int, default=0)
     prices.add_argument("--batch", action="store_true", help="batch API prices")
     prices.set_defaults(run=run_prices)
 
@@ -113,7 +114,7 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
 
 def run_collect(config: Config, args: argparse.Namespace) -> int:
     from cost_monitor.logs import configure_logging
-    from cost_monitor.metrics import LabelBounds, Metrics
+    from cost_monitor.metrics import Metrics
     from cost_monitor.scheduler import run_once
 
     configure_logging("-", config.logging.level)
@@ -122,7 +123,7 @@ def run_collect(config: Config, args: argparse.Namespace) -> int:
     if unknown:
         print(f"cost-monitor: not configured: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    metrics = Metrics(LabelBounds((), (), 0))
+    metrics = Metrics()
     failed = 0
     for name in names:
         result = run_once(name, config.collectors[name], database_connector(config), metrics)
@@ -155,16 +156,8 @@ def run_prices(config: Config, args: argparse.Namespace) -> int:
     pattern = args.words[0] if args.words else ""
     catalog = load_catalog(config, args.file)
     if args.quote:
-        cost = catalog.price(
-            args.quote,
-            args.provider,
-            args.input_tokens,
-            args.cache_read_tokens,
-            args.cache_write_tokens,
-            args.output_tokens,
-            args.reasoning_tokens,
-            batch=args.batch,
-        )
+        tokens = {column: getattr(args, column) for column in TOKEN_COLUMNS}
+        cost = catalog.price(args.quote, args.provider, batch=args.batch, **tokens)
         found = catalog.lookup(args.quote, args.provider)
         if cost is None or found is None:
             print(f"{args.quote} ({args.provider}): no price in the catalog", file=sys.stderr)

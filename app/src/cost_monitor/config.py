@@ -52,6 +52,7 @@ LOG_LEVEL = Rule(
     "a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL)",
     lambda value: value.upper() in logging.getLevelNamesMapping(),
 )
+MAX_SERIES = Rule("a whole number of at least 100", lambda value: value >= 100)
 TEXT_LIST = Rule("a list of strings", lambda items: all(type(item) is str for item in items))
 
 
@@ -175,9 +176,14 @@ class PricesConfig:
 
 @dataclass
 class MetricsConfig:
-    # Only these projects become label values; every other project is exported as "other".
+    # Label values besides the built-in sets (models: the price catalog's); anything else is
+    # exported as "other". Only listed projects become label values.
     projects: list[str] = field(default_factory=list, metadata={RULE: TEXT_LIST})
-    max_models: int = 200
+    models: list[str] = field(default_factory=list, metadata={RULE: TEXT_LIST})
+    operations: list[str] = field(default_factory=list, metadata={RULE: TEXT_LIST})
+    sources: list[str] = field(default_factory=list, metadata={RULE: TEXT_LIST})
+    # Hard cap on usage series; new label sets past it are counted under all-"other" labels.
+    max_series: int = field(default=5000, metadata={RULE: MAX_SERIES})
 
 
 @dataclass

@@ -48,6 +48,8 @@ def _header(name: str, documentation: str, kind: str) -> list[str]:
 class UsageCounter:
     """A counter family keyed by label values; ``name`` includes the ``_total`` suffix."""
 
+    series_per_label_set = 1
+
     def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
         self.name = name
         self.documentation = documentation
@@ -56,7 +58,10 @@ class UsageCounter:
         self._prefixes: dict[LabelValues, str] = {}
         self._lock = threading.Lock()
 
-    def inc(self, values: LabelValues, amount: float) -> None:
+    def __contains__(self, values: LabelValues) -> bool:
+        return values in self._values
+
+    def add(self, values: LabelValues, amount: float) -> None:
         with self._lock:
             if values not in self._values:
                 self._prefixes[values] = self.name + _label_text(self.labels, values) + " "
@@ -84,6 +89,14 @@ class UsageHistogram:
         self._sums: dict[LabelValues, float] = {}
         self._label_parts: dict[LabelValues, str] = {}
         self._lock = threading.Lock()
+        # One line per bucket (+Inf included), then _sum and _count.
+        self.series_per_label_set = len(self.bounds) + 3
+
+    def __contains__(self, values: LabelValues) -> bool:
+        return values in self._counts
+
+    def add(self, values: LabelValues, observations: Sequence[float]) -> None:
+        self.observe_many(values, observations)
 
     def observe_many(self, values: LabelValues, observations: Sequence[float]) -> None:
         with self._lock:

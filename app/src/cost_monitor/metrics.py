@@ -1,31 +1,35 @@
-"""Prometheus metrics with bounded label values.
+"""Prometheus metrics with bounded label values and a hard cap on the usage series.
 
-Customer, user and key ids never become labels (they live in the database). Projects are
-labels only when allow-listed, models only while the set stays under a cap; the rest are
-exported as ``other``. Counters are updated once per distinct label set of a batch, not once
-per record, which keeps the ingest hot path cheap.
+Customer, user and key ids never become labels (they live in the database). Every other label
+value comes from a bounded set: providers the ingest API accepts, models of the price catalog
+(or configured), known operations, sources and statuses, allow-listed projects; anything else
+is exported as ``other``, per label. On top of that the usage series have a hard cap: a new
+label set that would pass it is folded into the all-``other`` one, and counted. Counters are
+updated once per distinct label set of a batch, not once per record, which keeps the ingest
+hot path cheap.
 """
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cost_monitor.config import MetricsConfig
 from cost_monitor.exposition import UsageCounter, UsageHistogram, render_registry
-from cost_monitor.records import UsageRecord
+from cost_monitor.records import KNOWN_PROVIDERS, STATUSES, UsageRecord
+from cost_monitor.schema import TOKEN_COLUMNS, TOKEN_TYPES
+
+if TYPE_CHECKING:
+    from cost_monitor.config import Config
+    from cost_monitor.pricing import PriceCatalog
 
 OTHER = "other"
-TOKEN_TYPES = {
-    "input_tokens": "input",
-    "cache_read_tokens": "cache_read",
-    "cache_write_tokens": "cache_write",
-    "output_tokens": "output",
-    "reasoning_tokens": "reasoning",
-}
 KNOWN_OPERATIONS = frozenset(
     {
         "chat",
@@ -45,41 +49,96 @@ KNOWN_OPERATIONS = frozenset(
     }
 )
 KNOWN_SOURCES = frozenset({"api", "sdk", "proxy", "gateway", "otel", "import", "batch"})
+COST_SOURCES = frozenset({"computed", "billed", "unpriced"})
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The labels of a usage series besides token_type, status and cost_source.
+DIMENSIONS = ("provider", "model", "operation", "project", "source")
+FOLDED = (OTHER,) * len(DIMENSIONS)
+DEFAULT_MAX_SERIES = MetricsConfig.max_series
+
+ModelResolver = Callable[[str, str], str | None]
 
 
 class LabelBounds:
-    """Maps free-form values onto a bounded set of label values."""
+    """Maps free-form values onto bounded sets of label values, one set per label."""
 
-    def __init__(self, projects: Iterable[str], known_models: Iterable[str], max_models: int):
+    def __init__(
+        self,
+        *,
+        providers: Iterable[str] = KNOWN_PROVIDERS,
+        models: Iterable[str] = (),
+        operations: Iterable[str] = KNOWN_OPERATIONS,
+        sources: Iterable[str] = KNOWN_SOURCES,
+        projects: Iterable[str] = (),
+        resolve_model: ModelResolver | None = None,
+    ) -> None:
+        self.providers = frozenset(providers)
+        self.models = frozenset(models)
+        self.operations = frozenset(operations)
+        self.sources = frozenset(sources)
         self.projects = frozenset(projects)
-        self._models = set(known_models)
-        self._extra_models = 0
-        self._max_models = max_models
-        self._lock = threading.Lock()
+        self._resolve_model = resolve_model
+
+    @classmethod
+    def from_config(cls, config: Config, catalog: PriceCatalog) -> LabelBounds:
+        """The catalog's models (keys, and keys without their ``provider/`` prefix), plus
+        what ``metrics`` and ``ingest.extra_providers`` configure."""
+        keys = catalog.model_keys()
+        metrics = config.metrics
+        return cls(
+            providers=KNOWN_PROVIDERS | set(config.ingest.extra_providers),
+            models={*keys, *(key.rsplit("/", 1)[-1] for key in keys), *metrics.models},
+            operations=KNOWN_OPERATIONS | set(metrics.operations),
+            sources=KNOWN_SOURCES | set(metrics.sources),
+            projects=metrics.projects,
+            resolve_model=catalog.priced_key,
+        )
 
     def project(self, project: str | None) -> str:
         if not project:
             return ""
         return project if project in self.projects else OTHER
 
-    def model(self, model: str) -> str:
-        if model in self._models:
+    def model(self, model: str, provider: str = "") -> str:
+        """The model itself when known, else the catalog entry that prices it, else other."""
+        if model in self.models:
             return model
-        with self._lock:
-            if self._extra_models < self._max_models:
-                self._models.add(model)
-                self._extra_models += 1
-                return model
+        if self._resolve_model is not None:
+            return self._resolve_model(model, provider) or OTHER
         return OTHER
 
-    @staticmethod
-    def operation(operation: str) -> str:
-        return operation if operation in KNOWN_OPERATIONS else OTHER
+    def provider(self, provider: str) -> str:
+        return provider if provider in self.providers else OTHER
+
+    def operation(self, operation: str) -> str:
+        return operation if operation in self.operations else OTHER
+
+    def source(self, source: str) -> str:
+        return source if source in self.sources else OTHER
 
     @staticmethod
-    def source(source: str) -> str:
-        return source if source in KNOWN_SOURCES else OTHER
+    def status(status: str) -> str:
+        return status if status in STATUSES else OTHER
+
+    def dimensions(
+        self, provider: str, model: str, operation: str, project: str | None, source: str
+    ) -> tuple[str, ...]:
+        return (
+            self.provider(provider),
+            self.model(model, provider),
+            self.operation(operation),
+            self.project(project),
+            self.source(source),
+        )
+
+
+_token_counts = operator.attrgetter(*TOKEN_COLUMNS)
+Update = tuple[UsageCounter | UsageHistogram, tuple[str, ...], Any]
+
+
+def _new_series(updates: list[Update]) -> int:
+    """How many series the updates would create."""
+    return sum(family.series_per_label_set for family, values, _ in updates if values not in family)
 
 
 class _Totals:
@@ -91,21 +150,14 @@ class _Totals:
         self.requests = 0
         self.priced = False
         self.cost = Decimal(0)
-        self.tokens = [0, 0, 0, 0, 0]
-        self.unpriced = [0, 0, 0, 0, 0]
+        self.tokens = [0] * len(TOKEN_COLUMNS)
+        self.unpriced = [0] * len(TOKEN_COLUMNS)
         self.cost_sources: dict[str, int] = defaultdict(int)
         self.durations: list[float] = []
 
     def add(self, r: UsageRecord) -> None:
         self.requests += 1
-        counts = (
-            r.input_tokens,
-            r.cache_read_tokens,
-            r.cache_write_tokens,
-            r.output_tokens,
-            r.reasoning_tokens,
-        )
-        target = self.tokens
+        counts = _token_counts(r)
         if r.cost_usd is None:
             self.cost_sources["unpriced"] += 1
             self.unpriced = [a + b for a, b in zip(self.unpriced, counts, strict=True)]
@@ -113,16 +165,21 @@ class _Totals:
             self.priced = True
             self.cost += r.cost_usd
             self.cost_sources[r.cost_source or "billed"] += 1
-        self.tokens = [a + b for a, b in zip(target, counts, strict=True)]
+        self.tokens = [a + b for a, b in zip(self.tokens, counts, strict=True)]
         if r.duration_seconds is not None:
             self.durations.append(r.duration_seconds)
 
 
 class Metrics:
-    def __init__(self, bounds: LabelBounds, registry: CollectorRegistry | None = None) -> None:
-        self.bounds = bounds
+    def __init__(
+        self,
+        bounds: LabelBounds | None = None,
+        registry: CollectorRegistry | None = None,
+        max_series: int = DEFAULT_MAX_SERIES,
+    ) -> None:
+        self.bounds = bounds or LabelBounds()
         self.registry = registry or CollectorRegistry()
-        labels = ("provider", "model", "operation", "project", "source")
+        labels = DIMENSIONS
         r = self.registry
         # The high-cardinality usage series live outside the registry (see exposition.py).
         self.cost = UsageCounter("llm_cost_usd_total", "Cost of LLM usage in USD", labels)
@@ -221,6 +278,36 @@ class Metrics:
             "Failed billing reconciliation passes",
             registry=r,
         )
+        self.label_others = Counter(
+            "llm_metric_label_other_records",
+            "Records with a label value outside its bounded set, exported as other, by label",
+            ("label",),
+            registry=r,
+        )
+        self.folded_records = Counter(
+            "llm_metric_folded_records",
+            "Records counted under the all-other label set because the usage series hit the cap",
+            registry=r,
+        )
+        Gauge(
+            "llm_metric_usage_series",
+            "Usage series exported (llm_cost_usd_total, llm_tokens_total, ...)",
+            registry=r,
+        ).set_function(lambda: self.series)
+        self.max_series = max_series
+        # Room the all-other label set needs at most, so that folding never passes the cap.
+        folded_room = (
+            len(STATUSES)
+            + 1  # requests by status
+            + 1  # cost
+            + 2 * len(TOKEN_TYPES)  # tokens, unpriced tokens
+            + self.duration.series_per_label_set
+            + len(COST_SOURCES)
+            + 1  # cost_by_source
+        )
+        self._admit_until = max(0, max_series - folded_room)
+        self.series = 0
+        self._batch_lock = threading.Lock()
 
     def record_batch(self, records: Iterable[UsageRecord]) -> None:
         """Count stored records: sum per distinct raw label set, then bound and export."""
@@ -231,24 +318,49 @@ class Metrics:
             if totals is None:
                 totals = groups[key] = _Totals()
             totals.add(r)
-        b = self.bounds
-        for (provider, model, operation, project, source, status), totals in groups.items():
-            model = b.model(model)
-            operation = b.operation(operation)
-            labels = (provider, model, operation, b.project(project), b.source(source))
-            self.requests.inc((*labels, status), totals.requests)
-            if totals.priced:
-                self.cost.inc(labels, float(totals.cost))
-            for token_type, count in zip(TOKEN_TYPES.values(), totals.tokens, strict=True):
-                if count:
-                    self.tokens.inc((*labels, token_type), count)
-            for token_type, count in zip(TOKEN_TYPES.values(), totals.unpriced, strict=True):
-                if count:
-                    self.unpriced_tokens.inc((provider, model, token_type), count)
-            for cost_source, count in totals.cost_sources.items():
-                self.cost_by_source.inc((cost_source,), count)
-            if totals.durations:
-                self.duration.observe_many((provider, model, operation), totals.durations)
+        with self._batch_lock:
+            for (provider, model, operation, project, source, status), totals in groups.items():
+                dimensions = self.bounds.dimensions(provider, model, operation, project, source)
+                bounded_status = self.bounds.status(status)
+                self._count_others(dimensions, bounded_status, totals.requests)
+                self._add(dimensions, bounded_status, totals)
+
+    def _count_others(self, dimensions: tuple[str, ...], status: str, requests: int) -> None:
+        for name, label in zip(DIMENSIONS, dimensions, strict=True):
+            if label == OTHER:
+                self.label_others.labels(name).inc(requests)
+        if status == OTHER:
+            self.label_others.labels("status").inc(requests)
+
+    def _add(self, dimensions: tuple[str, ...], status: str, totals: _Totals) -> None:
+        updates = self._updates(dimensions, status, totals)
+        new = _new_series(updates)
+        if new and self.series + new > self._admit_until and dimensions != FOLDED:
+            self.folded_records.inc(totals.requests)
+            updates = self._updates(FOLDED, status, totals)
+            new = _new_series(updates)
+        self.series += new
+        for family, values, amount in updates:
+            family.add(values, amount)
+
+    def _updates(self, dimensions: tuple[str, ...], status: str, totals: _Totals) -> list[Update]:
+        """Every (family, label values, amount) one label set's totals add."""
+        provider, model, operation = dimensions[:3]
+        updates: list[Update] = [(self.requests, (*dimensions, status), totals.requests)]
+        if totals.priced:
+            updates.append((self.cost, dimensions, float(totals.cost)))
+        for token_type, count in zip(TOKEN_TYPES.values(), totals.tokens, strict=True):
+            if count:
+                updates.append((self.tokens, (*dimensions, token_type), count))
+        for token_type, count in zip(TOKEN_TYPES.values(), totals.unpriced, strict=True):
+            if count:
+                updates.append((self.unpriced_tokens, (provider, model, token_type), count))
+        for cost_source, count in totals.cost_sources.items():
+            bounded = cost_source if cost_source in COST_SOURCES else OTHER
+            updates.append((self.cost_by_source, (bounded,), count))
+        if totals.durations:
+            updates.append((self.duration, (provider, model, operation), totals.durations))
+        return updates
 
     def count_rejections(self, codes: Mapping[str, int]) -> None:
         for code, count in codes.items():

@@ -13,9 +13,10 @@ A price file may say when its prices were taken: ``{"_aicost_catalog": {"prices_
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
@@ -25,12 +26,28 @@ from typing import Any
 import orjson
 
 from cost_monitor.records import UsageRecord
+from cost_monitor.schema import TOKEN_COLUMNS
 
 INPUT = "input_cost_per_token"
 OUTPUT = "output_cost_per_token"
 CACHE_READ = "cache_read_input_token_cost"
 CACHE_WRITE = "cache_creation_input_token_cost"
 REASONING = "output_cost_per_reasoning_token"
+# Each token column's rate and, when an entry lacks it, the rate it is billed at instead
+# (a cache or reasoning token without its own rate is billed like a plain one).
+TOKEN_RATES: dict[str, tuple[str, str | None]] = {
+    "input_tokens": (INPUT, None),
+    "cache_read_tokens": (CACHE_READ, INPUT),
+    "cache_write_tokens": (CACHE_WRITE, INPUT),
+    "output_tokens": (OUTPUT, None),
+    "reasoning_tokens": (REASONING, OUTPUT),
+}
+if tuple(TOKEN_RATES) != TOKEN_COLUMNS:
+    raise RuntimeError("pricing.TOKEN_RATES must price exactly schema.TOKEN_COLUMNS, in order")
+# The columns that make up the prompt, whose size selects a long-context tier.
+PROMPT_TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens")
+_PROMPT_POSITIONS = tuple(TOKEN_COLUMNS.index(column) for column in PROMPT_TOKEN_COLUMNS)
+_token_counts = operator.attrgetter(*TOKEN_COLUMNS)
 _TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
 _BEDROCK_REGION_PREFIX = re.compile(r"^(us|eu|apac|au|jp|global|us-gov|ca|sa)\.")
@@ -57,6 +74,8 @@ BUILTIN_CATALOG = "catalog.json"
 CATALOG_MARKER = "_aicost_catalog"
 # The LiteLLM modes priced per token that the shipped catalog selects from upstream.
 PRICED_MODES = ("chat", "responses", "completion", "embedding")
+# (provider, model) lookups remembered; past this the memo starts over.
+MAX_CACHED_LOOKUPS = 10_000
 
 
 def is_model_key(key: str) -> bool:
@@ -119,6 +138,10 @@ class ModelPrice:
     key: str
     rates: Mapping[str, Decimal]
     tiers: tuple[int, ...]  # prompt sizes in tokens above which a long-context rate applies
+    # (tier, mode) -> one rate per token column, worked out once (pricing is on the hot path).
+    _rate_rows: dict[tuple[str, str], tuple[Decimal, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_entry(cls, key: str, entry: Mapping[str, Any]) -> ModelPrice | None:
@@ -145,34 +168,37 @@ class ModelPrice:
 
     def cost(
         self,
-        input_tokens: int = 0,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        output_tokens: int = 0,
-        reasoning_tokens: int = 0,
+        tokens: Mapping[str, int],
         batch: bool = False,
         service_tier: str | None = None,
     ) -> Decimal:
-        prompt = input_tokens + cache_read_tokens + cache_write_tokens
+        """USD for token counts keyed by token column (``input_tokens``, ...; missing = 0)."""
+        counts = tuple(tokens.get(column, 0) for column in TOKEN_COLUMNS)
+        return self.cost_of_counts(counts, batch, service_tier)
+
+    def cost_of_counts(
+        self, counts: Sequence[int], batch: bool = False, service_tier: str | None = None
+    ) -> Decimal:
+        """USD for one count per token column, in schema.TOKEN_COLUMNS order."""
+        prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
         tier = next((f"_above_{size // 1000}k_tokens" for size in self.tiers if prompt > size), "")
         mode = "_batches" if batch else (f"_{service_tier}" if service_tier else "")
-        input_rate = _first(self.rate(INPUT, tier, mode), Decimal(0))
-        output_rate = _first(self.rate(OUTPUT, tier, mode), Decimal(0))
-        # A cache or reasoning token without its own rate is billed like a plain one.
-        cache_read_rate = _first(self.rate(CACHE_READ, tier, mode), input_rate)
-        cache_write_rate = _first(self.rate(CACHE_WRITE, tier, mode), input_rate)
-        reasoning_rate = _first(self.rate(REASONING, tier, mode), output_rate)
-        return (
-            input_tokens * input_rate
-            + cache_read_tokens * cache_read_rate
-            + cache_write_tokens * cache_write_rate
-            + output_tokens * output_rate
-            + reasoning_tokens * reasoning_rate
-        )
+        rates = self._rate_rows.get((tier, mode))
+        if rates is None:
+            rates = self._rate_rows[(tier, mode)] = self._rate_row(tier, mode)
+        total = counts[0] * rates[0]
+        for count, rate in zip(counts[1:], rates[1:], strict=True):
+            total += count * rate
+        return total
 
-
-def _first(rate: Decimal | None, fallback: Decimal) -> Decimal:
-    return fallback if rate is None else rate
+    def _rate_row(self, tier: str, mode: str) -> tuple[Decimal, ...]:
+        row = []
+        for rate_name, fallback_name in TOKEN_RATES.values():
+            rate = self.rate(rate_name, tier, mode)
+            if rate is None and fallback_name is not None:
+                rate = self.rate(fallback_name, tier, mode)
+            row.append(Decimal(0) if rate is None else rate)
+        return tuple(row)
 
 
 class PriceCatalog:
@@ -226,34 +252,31 @@ class PriceCatalog:
     def lookup(self, model: str, provider: str) -> ModelPrice | None:
         cache_key = (provider, model)
         if cache_key not in self._lookups:
+            if len(self._lookups) >= MAX_CACHED_LOOKUPS:  # junk model names must not grow it
+                self._lookups = {}
             self._lookups[cache_key] = self._find(model, provider)
         return self._lookups[cache_key]
+
+    def priced_key(self, model: str, provider: str) -> str | None:
+        """The catalog key that prices the model, or None when it has no price."""
+        found = self.lookup(model, provider)
+        return None if found is None else found.key
 
     def price(
         self,
         model: str,
         provider: str,
-        input_tokens: int = 0,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        output_tokens: int = 0,
-        reasoning_tokens: int = 0,
         batch: bool = False,
         service_tier: str | None = None,
+        **tokens: int,
     ) -> Decimal | None:
-        """USD cost of the tokens, or None when the model has no price in the catalog."""
+        """USD cost of the tokens (keyword per token column, e.g. ``input_tokens=``), or None
+        when the model has no price in the catalog."""
+        unknown = set(tokens) - set(TOKEN_RATES)
+        if unknown:
+            raise TypeError(f"not token columns: {sorted(unknown)}")
         found = self.lookup(model, provider)
-        if found is None:
-            return None
-        return found.cost(
-            input_tokens,
-            cache_read_tokens,
-            cache_write_tokens,
-            output_tokens,
-            reasoning_tokens,
-            batch,
-            service_tier,
-        )
+        return None if found is None else found.cost(tokens, batch, service_tier)
 
     def _find(self, model: str, provider: str) -> ModelPrice | None:
         for key in candidate_keys(model, provider):
@@ -300,17 +323,8 @@ def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None
     for record in records:
         if record.cost_usd is not None:
             continue
-        cost = catalog.price(
-            record.model,
-            record.provider,
-            record.input_tokens,
-            record.cache_read_tokens,
-            record.cache_write_tokens,
-            record.output_tokens,
-            record.reasoning_tokens,
-            record.batch,
-            record.service_tier,
-        )
-        if cost is not None:
-            record.cost_usd = cost
+        found = catalog.lookup(record.model, record.provider)
+        if found is not None:
+            counts = _token_counts(record)
+            record.cost_usd = found.cost_of_counts(counts, record.batch, record.service_tier)
             record.cost_source = "computed"

@@ -43,8 +43,8 @@ def build_runtime(config: Config, run_collectors: bool = True) -> Runtime:
     )
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    bounds = LabelBounds(config.metrics.projects, catalog.model_keys(), config.metrics.max_models)
-    metrics = Metrics(bounds, registry)
+    bounds = LabelBounds.from_config(config, catalog)
+    metrics = Metrics(bounds, registry, max_series=config.metrics.max_series)
     taken = catalog.taken_timestamp()
     if taken is not None:
         metrics.price_catalog_timestamp.set(taken)

@@ -23,34 +23,8 @@ from cost_monitor.records import UsageRecord
 from cost_monitor.schema import TOKEN_COLUMNS
 
 TABLE = "llm_consumption"
-# The columns the app writes, in COPY order; checked against the shared schema at import.
-COPY_COLUMNS: tuple[str, ...] = (
-    "time",
-    "event_id",
-    "provider",
-    "model",
-    "operation",
-    "project",
-    "customer_id",
-    "user_id",
-    "api_key_id",
-    "feature",
-    "request_id",
-    "source",
-    "status",
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "cost_source",
-    "duration_seconds",
-    "metadata",
-)
-_missing = set(COPY_COLUMNS) - set(schema.column_names(TABLE))
-if _missing:
-    raise RuntimeError(f"schema.{TABLE} lacks columns the app writes: {sorted(_missing)}")
+# The columns the app writes, in COPY order: encode_rows must follow the schema's order.
+COPY_COLUMNS: tuple[str, ...] = tuple(schema.written_columns(TABLE))
 
 # Errors that mean "the database is not reachable right now", as opposed to "it refused this".
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -137,6 +138,44 @@ def test_absolute_links_must_stay_on_the_configured_host(sleep):
     with pytest.raises(HttpError, match="leaves the configured base_url"):
         client.url_for("https://attacker.example/steal?token=1")
     assert client.url_for("https://management.azure.com/x?skip=1").endswith("/x?skip=1")
+
+
+@pytest.fixture
+def other_origin() -> Iterator[ProviderStub]:
+    """A second server: another port of 127.0.0.1 is another origin."""
+    stub = ProviderStub()
+    try:
+        yield stub
+    finally:
+        stub.close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_to_another_origin_carries_no_credentials(
+    provider: ProviderStub, other_origin: ProviderStub, sleep, status
+):
+    provider.reply(
+        "GET", "/v1/usage", Reply(status, b"", {"Location": other_origin.base_url + "/x"})
+    )
+    other_origin.reply("GET", "/x", Reply(200, b'{"data": []}'))
+    client = HttpClient(
+        provider.base_url,
+        {"Authorization": f"Bearer {SECRET}", "x-api-key": SECRET, "anthropic-version": "1"},
+        sleep=sleep,
+    )
+    assert client.get_json("v1/usage") == {"data": []}
+    assert provider.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    followed = other_origin.requests[0].headers
+    assert not {"authorization", "x-api-key", "anthropic-version"} & set(followed)
+    assert SECRET not in str(followed)
+    assert followed["user-agent"] == USER_AGENT
+
+
+def test_a_redirect_within_the_origin_keeps_the_credentials(provider: ProviderStub, sleep):
+    provider.reply("GET", "/v1/old", Reply(302, b"", {"Location": "/v1/new"}))
+    provider.reply("GET", "/v1/new", Reply(200, b"{}"))
+    make_client(provider.base_url, sleep).get_json("v1/old")
+    assert provider.requests[1].headers["authorization"] == f"Bearer {SECRET}"
 
 
 def test_invalid_json_is_an_error(provider: ProviderStub, sleep):

@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 from cost_monitor import schema
 from cost_monitor.collectors.http import HttpClient
-from cost_monitor.collectors.model import Collector, UsageBucket
+from cost_monitor.collectors.model import Collector, UsageBucket, floor_time
 from cost_monitor.collectors.openai import OpenAIUsageCollector
 from cost_monitor.collectors.runner import run_collector
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container
@@ -247,3 +247,28 @@ def test_unusable_connection_is_reported_not_raised(database, provider):
     assert result.error.startswith("InterfaceError")
     assert (result.rows_upserted, result.watermark) == (0, None)
     assert provider.requests == []  # nothing is fetched that could not be stored
+
+
+class Overreaching(Collector):
+    """A source that answers with more than it was asked for: a day before, a day after."""
+
+    name = "overreaching"
+    provider = "openai"
+    bucket_seconds = 86400
+
+    def collect(self, since: datetime, until: datetime) -> Iterator[UsageBucket]:
+        day = timedelta(days=1)
+        for start in (since - day, since, floor_time(until, 86400), until + day):
+            yield UsageBucket(start, 86400, self.provider, self.name, requests=1)
+
+
+def test_buckets_outside_the_window_asked_for_are_not_stored(conn):
+    config = {"initial_lookback_seconds": 2 * 86400}
+    result = run_collector("overreaching", config, conn, now=NOW, collector=Overreaching(config))
+    assert (result.error, result.rows_upserted) == (None, 2)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT bucket_start FROM llm_provider_usage ORDER BY 1")
+        stored = [row[0] for row in cursor.fetchall()]
+    conn.commit()
+    since = floor_time(NOW - timedelta(days=2), 86400)
+    assert stored == [since, floor_time(NOW, 86400)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 from cost_monitor.config import CollectorConfig
-from cost_monitor.metrics import LabelBounds, Metrics
+from cost_monitor.metrics import Metrics
 from cost_monitor.scheduler import collector_settings, run_once
 from cost_monitor.storage import connect
 
@@ -46,7 +46,7 @@ def test_collect_command_upserts_and_a_second_run_changes_nothing(database, conn
 
 
 def test_run_once_turns_results_into_collector_health_metrics(database, conn, tmp_path):
-    metrics = Metrics(LabelBounds((), (), 0))
+    metrics = Metrics()
 
     def connector():
         return connect(dsn=database.dsn)

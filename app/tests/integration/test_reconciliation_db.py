@@ -19,7 +19,7 @@ from cost_monitor.collectors.azure_cost import AzureCostCollector
 from cost_monitor.collectors.bedrock_cur import BedrockCurCollector
 from cost_monitor.collectors.gcp_billing import GcpBillingCollector
 from cost_monitor.collectors.model import DAY, HOUR, UsageBucket
-from cost_monitor.metrics import LabelBounds, Metrics
+from cost_monitor.metrics import Metrics
 from cost_monitor.reconciliation import BillingGauges, Reconciler
 from cost_monitor.records import IngestLimits, parse_body
 
@@ -132,7 +132,7 @@ def seed(conn):
 
 def test_one_pass_compares_yesterday_per_billed_provider(database, conn):
     now, y0 = seed(conn)
-    metrics = Metrics(LabelBounds((), (), 0))
+    metrics = Metrics()
     connect = functools.partial(storage.connect, dsn=database.dsn)
     reconciler = Reconciler(connect, metrics, 900, clock=lambda: now)
     metrics.registry.register(BillingGauges(reconciler))

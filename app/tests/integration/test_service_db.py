@@ -64,12 +64,19 @@ def test_ingested_batch_is_priced_and_stored(database, conn, tmp_path):
             app.url,
             "llm_unpriced_tokens_total",
             provider="openai",
-            model="mystery-model",
+            model="other",  # an unknown model is no label value; the database has its name
             token_type="input",
         )
     catalog = PriceCatalog.load()
     expected = sum(
-        catalog.price("gpt-5-mini", "openai", r["input_tokens"], 200, 0, 100, 50)
+        catalog.price(
+            "gpt-5-mini",
+            "openai",
+            input_tokens=r["input_tokens"],
+            cache_read_tokens=200,
+            output_tokens=100,
+            reasoning_tokens=50,
+        )
         for r in records[:500]
     )
     assert scalar(conn, "SELECT count(*) FROM llm_consumption") == 501

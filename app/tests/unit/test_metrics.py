@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import random
+import string
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
+import requests
+from app_helpers import running_app
+from cost_monitor.config import Config, MetricsConfig, load_config
 from cost_monitor.exposition import render_registry
 from cost_monitor.metrics import OTHER, LabelBounds, Metrics
-from cost_monitor.records import UsageRecord
+from cost_monitor.pricing import PriceCatalog, price_records
+from cost_monitor.records import KNOWN_PROVIDERS, STATUSES, UsageRecord
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,18 +41,24 @@ def value(metrics, name, **labels):
     return None
 
 
-def test_projects_outside_the_allow_list_and_models_over_the_cap_become_other():
-    bounds = LabelBounds(projects=["search"], known_models=["gpt-5"], max_models=1)
-    assert bounds.project("search") == "search"
-    assert bounds.project("customer-42-secret") == OTHER
-    assert bounds.model("gpt-5") == "gpt-5"
-    assert bounds.model("new-model-a") == "new-model-a"
-    assert bounds.model("new-model-b") == OTHER
-    assert bounds.operation("chat") == "chat" and bounds.operation("weird") == OTHER
+def bounds(**sets):
+    return LabelBounds(**{"projects": ["search"], "models": ["gpt-5"], **sets})
+
+
+def test_every_label_outside_its_set_becomes_other():
+    b = bounds()
+    assert b.project("search") == "search"
+    assert b.project("customer-42-secret") == OTHER
+    assert b.model("gpt-5") == "gpt-5"
+    assert b.model("new-model-a") == OTHER
+    assert b.operation("chat") == "chat" and b.operation("weird") == OTHER
+    assert b.provider("openai") == "openai" and b.provider("acme-llm") == OTHER
+    assert b.source("sdk") == "sdk" and b.source("script-7") == OTHER
+    assert b.status("error") == "error" and b.status("exploded") == OTHER
 
 
 def test_batch_counts_cost_tokens_requests_and_unpriced_tokens():
-    metrics = Metrics(LabelBounds(["search"], ["gpt-5"], 0))
+    metrics = Metrics(bounds())
     metrics.record_batch(
         [
             record(cost_usd=Decimal("0.5"), cost_source="computed", duration_seconds=1.2),
@@ -84,7 +97,7 @@ def parsed_samples(text: str) -> set[tuple[str, frozenset, float]]:
 
 def test_registry_exposition_matches_the_client_library():
     registry = CollectorRegistry()
-    metrics = Metrics(LabelBounds(["search"], ["gpt-5"], 10), registry)
+    metrics = Metrics(bounds(), registry)
     metrics.count_rejections({'we"ird\\reason\n': 2, "wrong_type": 1})
     metrics.spool_bytes.set(float("inf"))
     metrics.write_seconds.observe(0.02)
@@ -95,7 +108,7 @@ def test_registry_exposition_matches_the_client_library():
 
 
 def test_usage_series_render_as_valid_counters_and_histograms():
-    metrics = Metrics(LabelBounds(["search"], ["gpt-5"], 10))
+    metrics = Metrics(bounds(models=["gpt-5", 'we"ird\\model\nname']))
     metrics.record_batch(
         [
             record(cost_usd=Decimal("0.5"), cost_source="computed", duration_seconds=0.3),
@@ -114,3 +127,165 @@ def test_usage_series_render_as_valid_counters_and_histograms():
     weird = dict(provider="openai", model='we"ird\\model\nname', operation="chat")
     assert value(metrics, "llm_request_duration_seconds_bucket", le="+Inf", **weird) == 1
     assert value(metrics, "llm_request_duration_seconds_bucket", le="300.0", **weird) == 0
+
+
+def usage_series_lines(metrics) -> int:
+    """Sample lines of the usage families in the exposition (what Prometheus would store)."""
+    names = tuple(family.name for family in metrics.usage_series)
+    return sum(
+        1
+        for line in metrics.render().decode().splitlines()
+        if line.startswith(names) and not line.startswith("#")
+    )
+
+
+def random_records(count: int, seed: int) -> list[UsageRecord]:
+    """Half known label values, half junk, for every label the metrics carry."""
+    rng = random.Random(seed)
+    catalog = PriceCatalog.load()
+    known = {
+        "provider": sorted(KNOWN_PROVIDERS),
+        "model": catalog.model_keys(),
+        "operation": ["chat", "embeddings", "responses", "batch"],
+        "project": ["search", "support-bot"],
+        "source": ["api", "sdk", "proxy"],
+        "status": sorted(STATUSES),
+    }
+
+    def pick(label: str) -> str:
+        if rng.random() < 0.5:
+            return rng.choice(known[label])
+        return label + "-" + "".join(rng.choices(string.ascii_lowercase, k=8))
+
+    records = [
+        record(
+            **{label: pick(label) for label in known},
+            cache_read_tokens=rng.randrange(3),
+            reasoning_tokens=rng.randrange(3),
+            duration_seconds=rng.random() * 10,
+        )
+        for _ in range(count)
+    ]
+    price_records(catalog, records)
+    return records
+
+
+def test_fifty_thousand_records_of_random_labels_stay_under_the_series_cap():
+    config = Config()
+    metrics = Metrics(
+        LabelBounds.from_config(config, PriceCatalog.load()),
+        max_series=config.metrics.max_series,
+    )
+    records = random_records(50_000, seed=9)
+    for start in range(0, len(records), 500):  # the ingest API's batches
+        metrics.record_batch(records[start : start + 500])
+    series = usage_series_lines(metrics)
+    print(f"usage series after 50,000 random records: {series} (cap {metrics.max_series})")
+    assert series <= config.metrics.max_series
+    assert series == metrics.series
+    assert value(metrics, "llm_metric_usage_series") == series
+    folded = value(metrics, "llm_metric_folded_records_total")
+    assert folded and folded > 0
+    # Nothing is lost by folding: every record is still counted once.
+    assert sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+        if sample.name == "llm_requests_total"
+    ) == len(records)
+
+
+def test_folded_records_keep_their_counts_under_all_other_labels():
+    metrics = Metrics(bounds(projects=[f"p{i}" for i in range(200)]), max_series=100)
+    metrics.record_batch([record(project=f"p{i}", status="ok") for i in range(200)])
+    assert metrics.series <= 100
+    folded = value(metrics, "llm_metric_folded_records_total")
+    other = dict(provider=OTHER, model=OTHER, operation=OTHER, project=OTHER, source=OTHER)
+    assert value(metrics, "llm_requests_total", status="ok", **other) == folded
+    assert (
+        value(
+            metrics,
+            "llm_requests_total",
+            status="ok",
+            **{
+                **other,
+                "provider": "openai",
+                "model": "gpt-5",
+                "operation": "chat",
+                "project": "p0",
+                "source": "api",
+            },
+        )
+        == 1
+    )
+
+
+def test_junk_model_names_do_not_lock_out_a_priced_model():
+    catalog = PriceCatalog.load()
+    metrics = Metrics(LabelBounds.from_config(Config(), catalog))
+    metrics.record_batch([record(model=f"junk-{i}") for i in range(500)])
+    dated = record(model="gpt-4o-2099-01-01")  # not a catalog key: priced as gpt-4o
+    price_records(catalog, [dated])
+    metrics.record_batch([record(model="gpt-5-mini"), dated])
+    common = dict(provider="openai", operation="chat", project=OTHER, source="api", status="ok")
+    assert value(metrics, "llm_requests_total", model="gpt-5-mini", **common) == 1
+    assert value(metrics, "llm_requests_total", model="gpt-4o", **common) == 1
+    assert value(metrics, "llm_requests_total", model=OTHER, **common) == 500
+    assert value(metrics, "llm_metric_label_other_records_total", label="model") == 500
+
+
+def test_configured_label_values_are_kept():
+    config = Config(
+        metrics=MetricsConfig(models=["in-house-7b"], operations=["classify"], sources=["etl"])
+    )
+    config.ingest.extra_providers = ["acme"]
+    b = LabelBounds.from_config(config, PriceCatalog.load())
+    assert b.model("in-house-7b") == "in-house-7b"
+    assert b.operation("classify") == "classify"
+    assert b.source("etl") == "etl"
+    assert b.provider("acme") == "acme"
+    assert b.model("gemini-2.5-pro", "gcp.gemini") == "gemini-2.5-pro"  # key gemini/...
+
+
+def test_fifty_thousand_random_records_sent_to_the_api_stay_under_the_series_cap(tmp_path):
+    """The whole path: ingest validation, pricing, metrics, /metrics (database down: spool)."""
+    config = load_config(None, environ={})
+    config.database.dsn = "host=127.0.0.1 port=1 dbname=none user=none"
+    config.database.connect_timeout_seconds = 1
+    config.spool.directory = str(tmp_path / "spool")
+    config.metrics.projects = ["search"]
+    config.metrics.max_series = 2000
+    rng = random.Random(50)
+    catalog = PriceCatalog.load().model_keys()
+
+    def junk(prefix: str) -> str:
+        return prefix + "".join(rng.choices(string.ascii_lowercase, k=6))
+
+    def body(count: int) -> bytes:
+        return orjson.dumps(
+            [
+                {
+                    "provider": rng.choice(sorted(KNOWN_PROVIDERS)),
+                    "model": rng.choice(catalog) if rng.random() < 0.5 else junk("m-"),
+                    "operation": rng.choice(["chat", "embeddings", junk("op-")]),
+                    "project": rng.choice(["search", junk("p-")]),
+                    "source": rng.choice(["api", "sdk", junk("s-")]),
+                    "status": rng.choice(sorted(STATUSES)),
+                    "input_tokens": rng.randrange(1, 1000),
+                    "output_tokens": rng.randrange(1, 100),
+                    "duration_seconds": rng.random() * 5,
+                }
+                for _ in range(count)
+            ]
+        )
+
+    with running_app(config) as app:
+        for _ in range(100):
+            response = requests.post(app.url + "/v1/ingest", data=body(500), timeout=30)
+            assert response.json()["accepted"] == 500
+        text = requests.get(app.url + "/metrics", timeout=10).text
+    names = tuple(family.name for family in app.runtime.sink.metrics.usage_series)
+    series = sum(1 for line in text.splitlines() if line.startswith(names))
+    print(f"usage series after 50,000 random records through the API: {series} (cap 2000)")
+    assert series <= 2000
+    assert "llm_metric_folded_records_total" in text

@@ -11,7 +11,7 @@ import pytest
 from cost_monitor.api import SERVICES
 from cost_monitor.collectors.runner import CollectResult
 from cost_monitor.config import load_config
-from cost_monitor.metrics import LabelBounds, Metrics
+from cost_monitor.metrics import Metrics
 from cost_monitor.reconciliation import BillingGauges, Reconciler, Reconciliation
 from cost_monitor.scheduler import run_once
 from cost_monitor.service import build_runtime
@@ -118,7 +118,7 @@ class Closing:
 def reconciler_with(monkeypatch, outcomes):
     """A Reconciler whose passes return (or raise) ``outcomes`` in turn."""
     registry = CollectorRegistry()
-    metrics = Metrics(LabelBounds((), (), 0), registry)
+    metrics = Metrics(registry=registry)
     days = []
 
     def reconcile_day(conn, day):

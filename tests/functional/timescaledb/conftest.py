@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,11 +14,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "support"))
-
-from pgcontainer import (  # noqa: E402
+from pgcontainer import (
     POSTGRES_IMAGE,
     TIMESCALEDB_APACHE_IMAGE,
     TIMESCALEDB_IMAGE,
@@ -27,6 +22,7 @@ from pgcontainer import (  # noqa: E402
     postgres_container,
 )
 
+REPO = Path(__file__).resolve().parents[3]
 CONTAINER_PREFIX = "b"
 ANSIBLE = REPO / ".venv" / "bin" / "ansible"
 

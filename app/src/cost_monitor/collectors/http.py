@@ -94,6 +94,30 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
+# The only headers a redirect to another origin keeps; every other one the client was given
+# (Authorization, x-api-key, ...) is meant for the configured origin alone.
+HEADERS_KEPT_ACROSS_ORIGINS = frozenset({"user-agent", "accept"})
+
+
+class _CredentialDroppingRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but one to another origin (scheme, host or port) loses credentials.
+
+    urllib's own handler copies every header to wherever a provider (or whoever controls
+    its responses) redirects.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        followed = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if followed is not None and _origin(followed.full_url) != _origin(req.full_url):
+            for name in list(followed.headers):
+                if name.lower() not in HEADERS_KEPT_ACROSS_ORIGINS:
+                    followed.remove_header(name)
+        return followed
+
+
+_OPENER = urllib.request.build_opener(_CredentialDroppingRedirectHandler)
+
+
 class HttpClient:
     """JSON requests against one base URL with retry, backoff and rate-limit handling."""
 
@@ -177,7 +201,7 @@ class HttpClient:
         for attempt in range(1, self.max_attempts + 1):
             request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with _OPENER.open(request, timeout=self.timeout) as response:
                     return response.read()
             except urllib.error.HTTPError as error:
                 status, reason = error.code, self._error_reason(error)

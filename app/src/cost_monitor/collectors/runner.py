@@ -11,13 +11,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cost_monitor.collectors import COLLECTORS, store
-from cost_monitor.collectors.model import DAY, Collector, floor_time, merge_buckets
+from cost_monitor.collectors.model import (
+    DAY,
+    Collector,
+    UsageBucket,
+    floor_time,
+    merge_buckets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,29 @@ def collection_window(
     return floor_time(start, collector.bucket_seconds), now
 
 
+def within_window(
+    buckets: Iterable[UsageBucket], since: datetime, until: datetime, collector: str = ""
+) -> Iterator[UsageBucket]:
+    """The buckets that start in [since, until): a source answering with more is not trusted
+    beyond what was asked (the watermark only vouches for the window)."""
+    outside = 0
+    for bucket in buckets:
+        if since <= bucket.bucket_start < until:
+            yield bucket
+        else:
+            outside += 1
+    if outside:
+        log.warning(
+            "collector buckets outside the window dropped",
+            extra={
+                "collector": collector,
+                "buckets": outside,
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+            },
+        )
+
+
 def run_collector(
     name: str,
     config: Mapping[str, Any],
@@ -79,7 +108,9 @@ def run_collector(
         if collector is None:
             collector = COLLECTORS[name](config)
         since, until = collection_window(collector, config, watermark, now)
-        buckets = merge_buckets(collector.collect(since, until))
+        buckets = merge_buckets(
+            within_window(collector.collect(since, until), since, until, state_key)
+        )
         with conn.cursor() as cursor:
             rows = store.upsert_buckets(cursor, buckets)
             watermark = store.advance_watermark(cursor, state_key, until)

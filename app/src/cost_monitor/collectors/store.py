@@ -19,14 +19,12 @@ from cost_monitor.collectors.model import UsageBucket
 
 USAGE_TABLE = "llm_provider_usage"
 STATE_TABLE = "llm_collector_state"
-# Set by the database on every insert or change; never part of a bucket.
-DATABASE_SET_COLUMNS = ("collected_at",)
 PAGE_SIZE = 500
 
 
 def usage_columns() -> list[str]:
     """The llm_provider_usage columns a UsageBucket fills, in table order."""
-    columns = [c for c in schema.column_names(USAGE_TABLE) if c not in DATABASE_SET_COLUMNS]
+    columns = schema.written_columns(USAGE_TABLE)
     fields = {field.name for field in dataclasses.fields(UsageBucket)}
     missing = [column for column in columns if column not in fields]
     if missing:

@@ -52,26 +52,18 @@ def test_create_table_sql_carries_the_natural_key():
     assert 'CONSTRAINT "llm_collector_state_pkey" PRIMARY KEY ("collector")' in state
 
 
-def test_replayed_inserts_do_nothing_and_upserts_update_non_key_columns():
-    insert = schema.insert_sql("llm_consumption", ["time", "event_id", "provider", "model"])
-    assert insert == (
-        'INSERT INTO "llm_consumption" ("time", "event_id", "provider", "model")'
-        ' VALUES (%s, %s, %s, %s) ON CONFLICT ("event_id", "time") DO NOTHING'
-    )
-    upsert = schema.insert_sql("llm_collector_state", on_conflict="update")
-    assert upsert.endswith(
-        'ON CONFLICT ("collector") DO UPDATE SET "watermark" = EXCLUDED."watermark",'
-        ' "cursor" = EXCLUDED."cursor", "updated_at" = EXCLUDED."updated_at"'
-    )
-    batch = schema.insert_sql("llm_collector_state", ["collector"], values_placeholder="%s")
-    assert 'VALUES %s ON CONFLICT ("collector") DO NOTHING' in batch
+def test_written_columns_leave_out_what_the_database_sets():
+    written = schema.written_columns("llm_provider_usage")
+    assert "collected_at" not in written
+    assert written == schema.column_names("llm_provider_usage")[:-1]
+    assert schema.written_columns("llm_consumption") == schema.column_names("llm_consumption")
 
 
-def test_insert_sql_rejects_unknown_columns_and_conflict_modes():
-    with pytest.raises(KeyError):
-        schema.insert_sql("llm_consumption", ["time", "no_such_column"])
-    with pytest.raises(ValueError):
-        schema.insert_sql("llm_consumption", on_conflict="replace")
+def test_measures_cover_every_token_column_in_order():
+    names = [measure.name for measure in schema.CONSUMPTION_MEASURES]
+    assert names == ["requests", *schema.TOKEN_COLUMNS, "cost_usd", "unpriced_requests"]
+    assert schema.measure_select_sql()[1] == 'sum("input_tokens")::bigint AS "input_tokens"'
+    assert schema.TOKEN_TYPES["cache_read_tokens"] == "cache_read"
 
 
 def test_quote_ident_doubles_quotes_and_rejects_empty_names():
