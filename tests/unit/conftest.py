@@ -56,13 +56,10 @@ def run_role_tasks(tmp_path: Path) -> RoleRunner:
             "name": f"Run {role} {tasks_from}",
             "hosts": "localhost",
             "gather_facts": False,
-            # As in playbooks/site.yml, the stack role's defaults come with its preflight.
-            "tasks": [
-                {"ansible.builtin.import_role": {
-                    "name": "aicost.monitoring.stack", "tasks_from": "preflight"}},
-                {"ansible.builtin.import_role": {
-                    "name": f"aicost.monitoring.{role}", "tasks_from": tasks_from}},
-            ],
+            # Every service role runs after the stack role, whose defaults it reads.
+            "vars_files": [str(COLLECTION_ROOT / "roles" / "stack" / "defaults" / "main.yml")],
+            "tasks": [{"ansible.builtin.import_role": {
+                "name": f"aicost.monitoring.{role}", "tasks_from": tasks_from}}],
         }]  # fmt: skip
         (tmp_path / "inventory.json").write_text(json.dumps(inventory))
         (tmp_path / "playbook.json").write_text(json.dumps(playbook))

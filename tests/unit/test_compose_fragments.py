@@ -141,7 +141,35 @@ def test_cost_monitor(run_role_tasks, tmp_path: Path) -> None:
     ("grafana", "grafana", {}),
 ])  # fmt: skip
 def test_a_fragment_of_plain_values_leaves_no_dollar_unescaped(
-        run_role_tasks, tmp_path: Path, role: str, service: str, variables: dict) -> None:  # fmt: skip
+    run_role_tasks, tmp_path: Path, role: str, service: str, variables: dict
+) -> None:
     render(run_role_tasks, tmp_path, role, service, variables)
     text = (tmp_path / "services" / f"{service}.yml").read_text()
     assert "$" not in text.replace("$$", "")
+
+
+def test_the_project_file(run_role_tasks, tmp_path: Path) -> None:
+    variables = {
+        "stack_dir": str(tmp_path),
+        "stack_network_name": NEW_KEY,  # the preflight refuses it; up must hold regardless
+        "stack_render_only_services": ["grafana"],
+        # What the stack's engine check and the service roles leave behind; no engine here.
+        "__stack_engine_ready": False,
+        "__stack_services": ["prometheus", "grafana"],
+    }
+    result = run_role_tasks("stack", "up", variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    project = yaml.safe_load((tmp_path / "compose.yml").read_text())
+    assert project == {
+        "name": "aicost",
+        "include": ["services/prometheus.yml"],
+        "networks": {"default": {"name": NEW_KEY}},
+    }
+
+
+def test_the_preflight_refuses_a_network_name_docker_would_not_take(
+    run_role_tasks, tmp_path: Path
+) -> None:
+    result = run_role_tasks("stack", "preflight", {"stack_network_name": NEW_KEY})
+    assert result.returncode != 0
+    assert "a Docker network name" in result.stdout, result.stdout
