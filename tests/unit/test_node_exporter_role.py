@@ -96,3 +96,31 @@ def test_every_address_is_still_an_explicit_choice(run_role_tasks) -> None:
         {"ansible_host": "app1.example.internal", "node_exporter_publish_address": "0.0.0.0"},
     )
     assert result.returncode == 0, result.stdout
+
+
+def firewall_preflight(
+    run_role_tasks, variables: dict, monitoring: dict
+) -> subprocess.CompletedProcess:
+    return run_role_tasks(
+        "node_exporter",
+        "preflight",
+        {"node_exporter_firewall": True} | variables,
+        groups={"node_exporters": {"localhost": {"aicost_host_address": this_hosts_address()}},
+                "monitoring": monitoring},
+    )  # fmt: skip
+
+
+def test_the_firewall_lets_the_monitoring_hosts_through_by_default(run_role_tasks) -> None:
+    result = firewall_preflight(run_role_tasks, {}, {"mon1": {"aicost_host_address": "10.20.0.10"}})
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_firewall_refuses_sources_it_cannot_write_as_rules(run_role_tasks) -> None:
+    for monitoring in ({}, {"mon1.example.internal": {}}):
+        result = firewall_preflight(run_role_tasks, {}, monitoring)
+        assert result.returncode != 0
+        assert "node_exporter_allowed_sources must list the IPv4" in result.stdout, result.stdout
+    result = firewall_preflight(
+        run_role_tasks, {"node_exporter_allowed_sources": ["10.0.0.0/8 -j ACCEPT"]}, {}
+    )
+    assert result.returncode != 0
