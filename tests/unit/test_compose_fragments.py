@@ -1,0 +1,175 @@
+"""Compose fragments hold exactly the keys the roles put there, whatever the variables hold.
+
+Each role's fragment is rendered with Ansible's own templating from hostile values: a newline
+followed by a YAML key (`privileged: true`), flow syntax, and `${...}`, which compose would
+otherwise replace from the environment (the fragment escapes it as `$${...}`).
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+NEW_KEY = "x\n    privileged: true\n    cap_add: [ALL]"
+NEW_ENV = "postgres\n      POSTGRES_HOST_AUTH_METHOD: trust"
+FLOW = "{privileged: true}"
+FROM_ENV = "${HOME}"
+
+
+def as_written(value: str) -> str:
+    """The value as the fragment spells it: compose reads `$$` back as `$`."""
+    return value.replace("$", "$$")
+
+
+def render(run_role_tasks, tmp_path: Path, role: str, service: str, variables: dict,
+           groups: dict | None = None) -> dict:  # fmt: skip
+    variables = {"stack_dir": str(tmp_path), "stack_inputs_digest": "0123456789abcdef"} | variables
+    result = run_role_tasks(role, "service", variables, groups=groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return yaml.safe_load((tmp_path / "services" / f"{service}.yml").read_text())
+
+
+def test_prometheus(run_role_tasks, tmp_path: Path) -> None:
+    fragment = render(run_role_tasks, tmp_path, "prometheus", "prometheus", {
+        "prometheus_retention": NEW_KEY,
+        "prometheus_retention_size": FLOW,
+        "prometheus_external_url": FROM_ENV,
+        "prometheus_version": NEW_KEY,
+    })  # fmt: skip
+    assert set(fragment) == {"services", "volumes"}
+    service = fragment["services"]["prometheus"]
+    assert set(service) == {"image", "command", "volumes", "ports", "healthcheck", "restart"}
+    assert service["image"].endswith(":" + NEW_KEY)
+    assert service["command"][2:] == [
+        f"--storage.tsdb.retention.time={NEW_KEY}",
+        f"--storage.tsdb.retention.size={FLOW}",
+        f"--web.external-url={as_written(FROM_ENV)}",
+    ]
+
+
+def test_alertmanager(run_role_tasks, tmp_path: Path) -> None:
+    fragment = render(run_role_tasks, tmp_path, "alertmanager", "alertmanager", {
+        "alertmanager_data_retention": NEW_KEY,
+        "alertmanager_external_url": FROM_ENV,
+        "alertmanager_receivers": [{"name": FLOW, "integrations": [
+            {"type": "webhook", "secret": "https://hooks.example/a"}]}],
+    })  # fmt: skip
+    assert set(fragment) == {"services", "volumes", "secrets"}
+    service = fragment["services"]["alertmanager"]
+    assert set(service) == {
+        "image",
+        "command",
+        "volumes",
+        "labels",
+        "secrets",
+        "ports",
+        "healthcheck",
+        "restart",
+    }
+    assert f"--data.retention={NEW_KEY}" in service["command"]
+    assert f"--web.external-url={as_written(FROM_ENV)}" in service["command"]
+    assert len(service["secrets"]) == 1
+    assert list(fragment["secrets"]) == service["secrets"]
+
+
+def test_node_exporter(run_role_tasks, tmp_path: Path) -> None:
+    fragment = render(run_role_tasks, tmp_path, "node_exporter", "node-exporter", {
+        "node_exporter_extra_args": [NEW_KEY, FLOW, FROM_ENV],
+        "node_exporter_rootfs_propagation": NEW_KEY,
+        "node_exporter_publish_address": "127.0.0.1",
+    })  # fmt: skip
+    assert set(fragment) == {"services"}
+    service = fragment["services"]["node-exporter"]
+    assert set(service) == {"image", "command", "pid", "volumes", "ports", "healthcheck", "restart"}
+    assert service["command"] == ["--path.rootfs=/host", NEW_KEY, FLOW, as_written(FROM_ENV)]
+    assert service["volumes"] == [f"/:/host:ro,{NEW_KEY}"]
+
+
+def test_timescaledb(run_role_tasks, tmp_path: Path) -> None:
+    fragment = render(run_role_tasks, tmp_path, "timescaledb", "timescaledb", {
+        "timescaledb_superuser": NEW_ENV,
+        "timescaledb_database": FROM_ENV,
+        "timescaledb_shm_size": NEW_KEY,
+    })  # fmt: skip
+    assert set(fragment) == {"services", "volumes"}
+    service = fragment["services"]["timescaledb"]
+    assert set(service) == {
+        "image",
+        "environment",
+        "volumes",
+        "ports",
+        "shm_size",
+        "healthcheck",
+        "restart",
+    }
+    assert service["environment"] == {
+        "POSTGRES_USER": NEW_ENV,
+        "POSTGRES_DB": as_written(FROM_ENV),
+        "POSTGRES_PASSWORD_FILE": "/run/secrets/timescaledb_superuser_password",
+        "TIMESCALEDB_TELEMETRY": "off",
+    }
+    assert service["shm_size"] == NEW_KEY
+    assert service["healthcheck"]["test"][-4:] == ["-U", NEW_ENV, "-d", as_written(FROM_ENV)]
+
+
+def test_cost_monitor(run_role_tasks, tmp_path: Path) -> None:
+    fragment = render(run_role_tasks, tmp_path, "cost_monitor", "cost-monitor", {
+        "cost_monitor_image": "example/cost-monitor",
+        "cost_monitor_version": NEW_KEY,
+        "cost_monitor_publish_address": FROM_ENV,
+    })  # fmt: skip
+    assert set(fragment) == {"services", "volumes"}
+    service = fragment["services"]["cost-monitor"]
+    assert set(service) == {
+        "image",
+        "command",
+        "labels",
+        "volumes",
+        "ports",
+        "depends_on",
+        "healthcheck",
+        "restart",
+    }
+    assert service["image"] == f"docker.io/example/cost-monitor:{NEW_KEY}"
+    assert service["ports"] == [f"{as_written(FROM_ENV)}:8080:8080"]
+
+
+@pytest.mark.parametrize("role, service, variables", [
+    ("prometheus", "prometheus", {}), ("alertmanager", "alertmanager", {}),
+    ("node_exporter", "node-exporter", {}), ("timescaledb", "timescaledb", {}),
+    ("cost_monitor", "cost-monitor", {"cost_monitor_image": "example/cost-monitor"}),
+    ("grafana", "grafana", {}),
+])  # fmt: skip
+def test_a_fragment_of_plain_values_leaves_no_dollar_unescaped(
+    run_role_tasks, tmp_path: Path, role: str, service: str, variables: dict
+) -> None:
+    render(run_role_tasks, tmp_path, role, service, variables)
+    text = (tmp_path / "services" / f"{service}.yml").read_text()
+    assert "$" not in text.replace("$$", "")
+
+
+def test_the_project_file(run_role_tasks, tmp_path: Path) -> None:
+    variables = {
+        "stack_dir": str(tmp_path),
+        "stack_network_name": NEW_KEY,  # the preflight refuses it; up must hold regardless
+        "stack_render_only_services": ["grafana"],
+        # What the stack's engine check and the service roles leave behind; no engine here.
+        "__stack_engine_ready": False,
+        "__stack_services": ["prometheus", "grafana"],
+    }
+    result = run_role_tasks("stack", "up", variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    project = yaml.safe_load((tmp_path / "compose.yml").read_text())
+    assert project == {
+        "name": "aicost",
+        "include": ["services/prometheus.yml"],
+        "networks": {"default": {"name": NEW_KEY}},
+    }
+
+
+def test_the_preflight_refuses_a_network_name_docker_would_not_take(
+    run_role_tasks, tmp_path: Path
+) -> None:
+    result = run_role_tasks("stack", "preflight", {"stack_network_name": NEW_KEY})
+    assert result.returncode != 0
+    assert "a Docker network name" in result.stdout, result.stdout
