@@ -28,10 +28,12 @@ def test_every_variable_carries_the_role_prefix(role: Path) -> None:
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_documented_defaults_equal_the_real_ones(role: Path) -> None:
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text()) or {}
-    options = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())[
-        "argument_specs"]["main"]["options"]
+    options = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"][
+        "main"
+    ]["options"]
     stated = {
-        name: spec["default"] for name, spec in options.items()
+        name: spec["default"]
+        for name, spec in options.items()
         # A default computed from the inventory is described in words instead.
         if "default" in spec and "{{" not in str(defaults.get(name))
     }

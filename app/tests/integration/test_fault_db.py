@@ -15,10 +15,9 @@ import pytest
 import requests
 import yaml
 from app_helpers import free_port
+from conftest import CONTAINER_PREFIX, create_schema
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import CONTAINER_PREFIX, create_schema
 
 BATCH = 50
 

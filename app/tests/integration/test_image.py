@@ -13,7 +13,6 @@ import orjson
 import pytest
 import requests
 from app_helpers import free_port
-
 from conftest import CONTAINER_PREFIX
 
 APP_DIR = Path(__file__).resolve().parents[2]

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import orjson
 from app_helpers import running_app, wait_for_metric
+from conftest import app_config
 from cost_monitor import storage
 from cost_monitor.collectors import anthropic, openai, store
 from cost_monitor.collectors.azure_cost import AzureCostCollector
@@ -22,8 +23,6 @@ from cost_monitor.collectors.model import DAY, HOUR, UsageBucket
 from cost_monitor.metrics import Metrics
 from cost_monitor.reconciliation import BillingGauges, Reconciler
 from cost_monitor.records import IngestLimits, parse_body
-
-from conftest import app_config
 
 # provider -> (reported, billed) for yesterday, in USD
 EXPECTED = {

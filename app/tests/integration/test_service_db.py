@@ -10,11 +10,10 @@ from decimal import Decimal
 import orjson
 import requests
 from app_helpers import metric_value, running_app, wait_for_metric
+from conftest import app_config
 from cost_monitor.config import Budget
 from cost_monitor.pricing import PriceCatalog
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import app_config
 
 
 def batch(size, **fields):

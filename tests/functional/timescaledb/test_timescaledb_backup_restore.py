@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TABLES, connection_args, insert_usage_rows, query, table_contents
 
 

@@ -6,7 +6,6 @@ import contextlib
 
 import psycopg2
 import pytest
-
 from conftest import (
     connect,
     connection_args,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from conftest import connection_args, query, table_contents
 
 # The app imports the modules' schema file as cost_monitor.schema: one contract.
 from cost_monitor.schema import (
@@ -19,8 +20,6 @@ from cost_monitor.schema import (
     aggregate_column_names,
     aggregate_select_sql,
 )
-
-from conftest import connection_args, query, table_contents
 
 WRITER_PASSWORD = "writer-Secret-7f3a"
 READER_PASSWORD = "reader-Secret-91bc"

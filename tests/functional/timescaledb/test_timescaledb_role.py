@@ -14,10 +14,9 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from conftest import REPO
 from pgcontainer import TIMESCALEDB_APACHE_IMAGE
 from testvm import sh, systemd_vm
-
-from conftest import REPO
 
 UNITS = (
     "refresh-llm-consumption-hourly",
