@@ -21,7 +21,11 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_conn
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".manifest.json"
 DUMP_SUFFIX = ".dump"
-BACKUP_ID = re.compile(r"^(?P<prefix>[A-Za-z0-9_.-]+)-(?P<stamp>\d{8}T\d{6}Z)$")
+# A prefix names files inside the backup directory, and retention finds its backups by it.
+PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+BACKUP_ID = re.compile(r"^(?P<prefix>" + PREFIX_PATTERN + r")-(?P<stamp>\d{8}T\d{6}Z)$")
+PARTIAL_SUFFIX = DUMP_SUFFIX + ".partial"
+MANIFEST_TEMP_PREFIX = ".manifest-"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 # Session settings that make a row's text form depend on its value only, not on the client.
@@ -31,6 +35,17 @@ STABLE_TEXT_SETTINGS = (
     ("IntervalStyle", "postgres"),
     ("extra_float_digits", "1"),
 )
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot name backups, or None when it can."""
+    if re.fullmatch(PREFIX_PATTERN, prefix, flags=re.ASCII):
+        return None
+    return (
+        "prefix must be 1 to 100 ASCII letters, digits, '_', '.' or '-', starting with a letter"
+        " or digit, not {0!r}: backups are files named <prefix>-<UTC time> in dest, and"
+        " retention finds them by that name".format(prefix)
+    )
 
 
 def backup_id(prefix: str, when: datetime.datetime) -> str:
@@ -101,7 +116,7 @@ def existing_tables(cursor, candidates: list[str]) -> list[str]:
 
 def write_json_atomically(path: str, document: dict) -> None:
     directory = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(prefix=".manifest-", dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=MANIFEST_TEMP_PREFIX, dir=directory)
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump(document, stream, indent=2, sort_keys=True)
@@ -153,6 +168,32 @@ def list_backups(directory: str, prefix: str) -> list[StoredBackup]:
         if match and taken_at and match.group("prefix") == prefix:
             backups.append(StoredBackup(identifier, taken_at))
     return sorted(backups, key=lambda backup: backup.taken_at, reverse=True)
+
+
+def interrupted_backup_files(directory: str, prefix: str) -> list[str]:
+    """What interrupted backups left in ``directory``: partial dumps, manifest temporaries,
+    and dumps of ``prefix`` whose manifest was never written (retention, which lists
+    manifests, would never remove them). Only meaningful while holding the directory's lock.
+    """
+    names = set(os.listdir(directory))
+
+    def interrupted(name: str) -> bool:
+        if name.startswith(MANIFEST_TEMP_PREFIX):
+            return True
+        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+            return True
+        if not name.endswith(DUMP_SUFFIX):
+            return False
+        identifier = name[: -len(DUMP_SUFFIX)]
+        match = BACKUP_ID.match(identifier)
+        return (
+            match is not None
+            and match.group("prefix") == prefix
+            and identifier + MANIFEST_SUFFIX not in names
+        )
+
+    leftovers = [name for name in names if interrupted(name)]
+    return sorted(leftovers)
 
 
 def expired_backups(

@@ -188,6 +188,48 @@ def test_retention_keeps_daily_and_weekly_backups(timescale_server, database_nam
     ])  # fmt: skip
 
 
+@pytest.mark.parametrize("prefix", ["../x", "a/b", "a b"])
+def test_a_prefix_retention_cannot_find_is_refused_before_anything_is_written(
+    timescale_server, database_name, tmp_path, run_module, prefix
+):
+    server = timescale_server
+    args = connection_args(server, database_name)
+    assert not run_module("timescaledb_init", args).failed
+    (tmp_path / ".a").mkdir()  # so a/b's partial dump could be created
+    refused = run_module("timescaledb_backup", backup_args(server, args, tmp_path, prefix=prefix))
+    assert refused.failed and "prefix must be" in refused.result["msg"], refused.result
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [".a"]
+
+
+def test_files_of_interrupted_backups_are_discarded_by_the_next_one(
+    timescale_server, database_name, tmp_path, run_module
+):
+    server = timescale_server
+    args = connection_args(server, database_name)
+    assert not run_module("timescaledb_init", args).failed
+    complete = "aicost-20260101T000000Z"
+    (tmp_path / (complete + ".dump")).write_text("")
+    (tmp_path / (complete + ".manifest.json")).write_text("{}")
+    # Killed between renaming a dump and writing its manifest; killed writing a manifest.
+    (tmp_path / "aicost-20260102T000000Z.dump").write_text("")
+    (tmp_path / ".manifest-3kz_9q").write_text("{")
+    (tmp_path / ".aicost-20260103T000000Z.dump.partial").write_text("")
+
+    planned = run_module("timescaledb_backup", backup_args(server, args, tmp_path), check=True)
+    discarded = [".aicost-20260103T000000Z.dump.partial", ".manifest-3kz_9q",
+                 "aicost-20260102T000000Z.dump"]  # fmt: skip
+    assert planned.result["discarded"] == discarded
+    assert (tmp_path / "aicost-20260102T000000Z.dump").exists()
+
+    backup = run_module("timescaledb_backup", backup_args(server, args, tmp_path))
+    assert not backup.failed, backup.result
+    assert backup.result["discarded"] == discarded
+    new = backup.result["backup_id"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == sorted([
+        complete + ".dump", complete + ".manifest.json", new + ".dump", new + ".manifest.json",
+    ])  # fmt: skip
+
+
 def test_manifest_describes_exactly_the_dumped_snapshot_under_concurrent_writes(
     server, populated, tmp_path, run_module
 ):

@@ -11,7 +11,9 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_mani
     backup_id,
     backup_time,
     expired_backups,
+    interrupted_backup_files,
     list_backups,
+    prefix_problem,
     read_manifest,
     write_json_atomically,
 )
@@ -84,3 +86,34 @@ def test_manifest_is_written_atomically_and_validated(tmp_path):
     path.write_text(json.dumps({"format": 2}))
     with pytest.raises(ValueError, match="unsupported manifest format"):
         read_manifest(str(path))
+
+
+@pytest.mark.parametrize("prefix", ["aicost", "db-2.prod_x", "A" * 100])
+def test_a_prefix_that_names_backups_retention_can_find_is_accepted(prefix):
+    assert prefix_problem(prefix) is None
+    identifier = backup_id(prefix, datetime.datetime(2026, 3, 1, tzinfo=UTC))
+    assert backup_time(identifier) is not None
+
+
+@pytest.mark.parametrize(
+    "prefix", ["../x", "a/b", "a b", "", ".hidden", "-x", "caf\u00e9", "A" * 101]
+)
+def test_a_prefix_retention_could_not_find_or_that_leaves_the_directory_is_refused(prefix):
+    assert "prefix must be" in prefix_problem(prefix)
+
+
+def test_files_of_interrupted_backups_are_found(tmp_path):
+    complete = "aicost-20260310T030000Z"
+    (tmp_path / (complete + ".dump")).write_text("")
+    (tmp_path / (complete + ".manifest.json")).write_text("{}")
+    # Killed between renaming the dump and writing its manifest; then while writing one.
+    (tmp_path / "aicost-20260311T030000Z.dump").write_text("")
+    (tmp_path / ".manifest-k2j4_x").write_text("{")
+    (tmp_path / ".aicost-20260312T030000Z.dump.partial").write_text("")
+    (tmp_path / "other-20260311T030000Z.dump").write_text("")  # another prefix's business
+    (tmp_path / "notes.dump").write_text("")
+    assert interrupted_backup_files(str(tmp_path), "aicost") == [
+        ".aicost-20260312T030000Z.dump.partial",
+        ".manifest-k2j4_x",
+        "aicost-20260311T030000Z.dump",
+    ]
