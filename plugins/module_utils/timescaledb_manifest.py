@@ -132,14 +132,58 @@ def write_json_atomically(path: str, document: dict) -> None:
 
 
 def read_manifest(path: str) -> dict:
+    """A manifest, after checking every field the restore acts on (ValueError otherwise)."""
     with open(path) as stream:
         manifest = json.load(stream)
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise ValueError("unsupported manifest format {0!r}".format(manifest.get("format")))
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ValueError("unsupported manifest format {0!r}".format(found))
     for key in ("id", "dump_file", "dump_bytes", "sha256", "tables"):
         if key not in manifest:
             raise ValueError("manifest lacks {0!r}".format(key))
+    problems = manifest_problems(manifest)
+    if problems:
+        raise ValueError("; ".join(problems))
     return manifest
+
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def manifest_problems(manifest: dict) -> list[str]:
+    problems = []
+    dump_file = manifest["dump_file"]
+    # The dump lies beside its manifest: a path would let a manifest point anywhere.
+    if (
+        not isinstance(dump_file, str)
+        or os.path.basename(dump_file) != dump_file
+        or dump_file in ("", ".", "..")
+    ):
+        problems.append("dump_file must be a file name in the manifest's directory")
+    if not isinstance(manifest["id"], str):
+        problems.append("id must be a string")
+    dump_bytes = manifest["dump_bytes"]
+    if not isinstance(dump_bytes, int) or isinstance(dump_bytes, bool) or dump_bytes < 0:
+        problems.append("dump_bytes must be a byte count")
+    if not isinstance(manifest["sha256"], str) or not SHA256.match(manifest["sha256"]):
+        problems.append("sha256 must be 64 lower-case hex digits")
+    if manifest.get("fingerprint", "md5_text") not in FINGERPRINTS:
+        problems.append("fingerprint must be one of {0}".format(", ".join(sorted(FINGERPRINTS))))
+    tables = manifest["tables"]
+    if not isinstance(tables, dict) or not all(
+        isinstance(name, str)
+        and isinstance(table, dict)
+        and isinstance(table.get("rows"), int)
+        and isinstance(table.get("content_sha256"), str)
+        for name, table in tables.items()
+    ):
+        problems.append("tables must map each table name to its rows and content_sha256")
+    extension = manifest.get("extension")
+    if extension is not None and not (
+        isinstance(extension, dict) and isinstance(extension.get("version"), str)
+    ):
+        problems.append("extension must be null or carry the TimescaleDB version")
+    return problems
 
 
 def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:

@@ -75,7 +75,7 @@ def test_manifest_is_written_atomically_and_validated(tmp_path):
         "id": "x",
         "dump_file": "x.dump",
         "dump_bytes": 1,
-        "sha256": "0",
+        "sha256": "0" * 64,
         "tables": {},
     }
     write_json_atomically(str(path), document)
@@ -117,3 +117,47 @@ def test_files_of_interrupted_backups_are_found(tmp_path):
         ".manifest-k2j4_x",
         "aicost-20260311T030000Z.dump",
     ]
+
+
+def valid_manifest() -> dict:
+    return {
+        "format": 1,
+        "id": "aicost-20260310T030000Z",
+        "dump_file": "aicost-20260310T030000Z.dump",
+        "dump_bytes": 10,
+        "sha256": "ab" * 32,
+        "fingerprint": "hash_record_extended",
+        "extension": {"name": "timescaledb", "version": "2.29.2", "license": "timescale"},
+        "tables": {"llm_consumption": {"rows": 3, "content_sha256": "cd" * 32}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"dump_file": "../../../etc/hostname"}, "dump_file must be a file name"),
+        ({"dump_file": "/etc/hostname"}, "dump_file must be a file name"),
+        ({"dump_file": "sub/x.dump"}, "dump_file must be a file name"),
+        ({"dump_file": ".."}, "dump_file must be a file name"),
+        ({"fingerprint": "bogus"}, "fingerprint must be one of"),
+        ({"dump_bytes": "10"}, "dump_bytes must be"),
+        ({"sha256": "xyz"}, "sha256 must be"),
+        ({"tables": {"llm_consumption": {"rows": 3}}}, "tables must map"),
+        ({"tables": []}, "tables must map"),
+        ({"extension": {"name": "timescaledb"}}, "extension must be"),
+    ],
+)
+def test_a_manifest_that_could_mislead_the_restore_is_refused(tmp_path, change, problem):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(dict(valid_manifest(), **change)))
+    with pytest.raises(ValueError, match=problem):
+        read_manifest(str(path))
+
+
+def test_a_manifest_without_fingerprint_or_extension_is_read(tmp_path):
+    manifest = valid_manifest()
+    del manifest["fingerprint"]
+    manifest["extension"] = None
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(manifest))
+    assert read_manifest(str(path))["extension"] is None
