@@ -192,15 +192,17 @@ def test_long_database_names_get_staging_databases_of_their_own(
     # What a sibling with the same first 50 characters would have been staged in before.
     sibling = target[:50] + "_restoring"
     query(server, "postgres", f'CREATE DATABASE "{sibling}"')
-    query(server, sibling, "CREATE TABLE precious AS SELECT 42 AS answer")
-
-    restore = run_module("timescaledb_restore", dict(
-        populated, database=target, container=server.name,
-        manifest=backup.result["manifest_path"]))  # fmt: skip
-    assert not restore.failed, restore.result
-    assert restore.result["verified"]["llm_consumption"] == 3000
-    assert table_contents(server, target) == table_contents(server, populated["database"])
-    assert query(server, sibling, "SELECT answer FROM precious") == [(42,)]
+    try:
+        query(server, sibling, "CREATE TABLE precious AS SELECT 42 AS answer")
+        restore = run_module("timescaledb_restore", dict(
+            populated, database=target, container=server.name,
+            manifest=backup.result["manifest_path"]))  # fmt: skip
+        assert not restore.failed, restore.result
+        assert restore.result["verified"]["llm_consumption"] == 3000
+        assert table_contents(server, target) == table_contents(server, populated["database"])
+        assert query(server, sibling, "SELECT answer FROM precious") == [(42,)]
+    finally:  # other tests look for leftover *_restoring databases
+        query(server, "postgres", f'DROP DATABASE IF EXISTS "{sibling}" WITH (FORCE)')
 
 
 @TIMESCALE_ONLY

@@ -224,8 +224,8 @@ def test_a_rejected_role_statement_never_puts_the_password_in_the_server_log(
 def test_unicode_passwords_set_as_verifiers_still_log_in(server, database_name, run_module):
     suffix = database_name[-6:]
     password = "\ufb01x\u00a0\u216b-p\u00e4ss-" + suffix  # SASLprep maps and normalises it
-    args = init_args(server, database_name, reader_role="reader_" + suffix,
-                     writer_role="writer_" + suffix, reader_password=password)  # fmt: skip
+    args = dict(init_args(server, database_name, reader_role="reader_" + suffix,
+                          writer_role="writer_" + suffix), reader_password=password)  # fmt: skip
     assert not run_module("timescaledb_init", args).failed
     connect(server, database_name, "reader_" + suffix, password).close()
     assert not run_module("timescaledb_init", args).changed
