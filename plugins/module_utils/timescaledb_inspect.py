@@ -337,6 +337,16 @@ def _read_refresh_policy(cursor, view, materialization) -> RefreshPolicyState | 
     return RefreshPolicyState(start, end, schedule)
 
 
+def superusers(cursor, names: list[str]) -> list[str]:
+    """Which of ``names`` are existing superuser roles (pg_roles is readable by anyone)."""
+    rows = fetch_all(
+        cursor,
+        "SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper AND rolname = ANY(%s)",
+        (names,),
+    )
+    return sorted(row[0] for row in rows)
+
+
 def read_role(cursor, name: str, password: str | None, objects: list[str]) -> RoleState | None:
     cursor.execute("SAVEPOINT aicost_read_role")
     try:

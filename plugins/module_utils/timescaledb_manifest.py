@@ -21,7 +21,11 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_conn
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".manifest.json"
 DUMP_SUFFIX = ".dump"
-BACKUP_ID = re.compile(r"^(?P<prefix>[A-Za-z0-9_.-]+)-(?P<stamp>\d{8}T\d{6}Z)$")
+# A prefix names files inside the backup directory, and retention finds its backups by it.
+PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+BACKUP_ID = re.compile(r"^(?P<prefix>" + PREFIX_PATTERN + r")-(?P<stamp>\d{8}T\d{6}Z)$")
+PARTIAL_SUFFIX = DUMP_SUFFIX + ".partial"
+MANIFEST_TEMP_PREFIX = ".manifest-"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 # Session settings that make a row's text form depend on its value only, not on the client.
@@ -31,6 +35,17 @@ STABLE_TEXT_SETTINGS = (
     ("IntervalStyle", "postgres"),
     ("extra_float_digits", "1"),
 )
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot name backups, or None when it can."""
+    if re.fullmatch(PREFIX_PATTERN, prefix, flags=re.ASCII):
+        return None
+    return (
+        "prefix must be 1 to 100 ASCII letters, digits, '_', '.' or '-', starting with a letter"
+        " or digit, not {0!r}: backups are files named <prefix>-<UTC time> in dest, and"
+        " retention finds them by that name".format(prefix)
+    )
 
 
 def backup_id(prefix: str, when: datetime.datetime) -> str:
@@ -101,7 +116,7 @@ def existing_tables(cursor, candidates: list[str]) -> list[str]:
 
 def write_json_atomically(path: str, document: dict) -> None:
     directory = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(prefix=".manifest-", dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=MANIFEST_TEMP_PREFIX, dir=directory)
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump(document, stream, indent=2, sort_keys=True)
@@ -117,14 +132,58 @@ def write_json_atomically(path: str, document: dict) -> None:
 
 
 def read_manifest(path: str) -> dict:
+    """A manifest, after checking every field the restore acts on (ValueError otherwise)."""
     with open(path) as stream:
         manifest = json.load(stream)
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise ValueError("unsupported manifest format {0!r}".format(manifest.get("format")))
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ValueError("unsupported manifest format {0!r}".format(found))
     for key in ("id", "dump_file", "dump_bytes", "sha256", "tables"):
         if key not in manifest:
             raise ValueError("manifest lacks {0!r}".format(key))
+    problems = manifest_problems(manifest)
+    if problems:
+        raise ValueError("; ".join(problems))
     return manifest
+
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def manifest_problems(manifest: dict) -> list[str]:
+    problems = []
+    dump_file = manifest["dump_file"]
+    # The dump lies beside its manifest: a path would let a manifest point anywhere.
+    if (
+        not isinstance(dump_file, str)
+        or os.path.basename(dump_file) != dump_file
+        or dump_file in ("", ".", "..")
+    ):
+        problems.append("dump_file must be a file name in the manifest's directory")
+    if not isinstance(manifest["id"], str):
+        problems.append("id must be a string")
+    dump_bytes = manifest["dump_bytes"]
+    if not isinstance(dump_bytes, int) or isinstance(dump_bytes, bool) or dump_bytes < 0:
+        problems.append("dump_bytes must be a byte count")
+    if not isinstance(manifest["sha256"], str) or not SHA256.match(manifest["sha256"]):
+        problems.append("sha256 must be 64 lower-case hex digits")
+    if manifest.get("fingerprint", "md5_text") not in FINGERPRINTS:
+        problems.append("fingerprint must be one of {0}".format(", ".join(sorted(FINGERPRINTS))))
+    tables = manifest["tables"]
+    if not isinstance(tables, dict) or not all(
+        isinstance(name, str)
+        and isinstance(table, dict)
+        and isinstance(table.get("rows"), int)
+        and isinstance(table.get("content_sha256"), str)
+        for name, table in tables.items()
+    ):
+        problems.append("tables must map each table name to its rows and content_sha256")
+    extension = manifest.get("extension")
+    if extension is not None and not (
+        isinstance(extension, dict) and isinstance(extension.get("version"), str)
+    ):
+        problems.append("extension must be null or carry the TimescaleDB version")
+    return problems
 
 
 def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
@@ -153,6 +212,32 @@ def list_backups(directory: str, prefix: str) -> list[StoredBackup]:
         if match and taken_at and match.group("prefix") == prefix:
             backups.append(StoredBackup(identifier, taken_at))
     return sorted(backups, key=lambda backup: backup.taken_at, reverse=True)
+
+
+def interrupted_backup_files(directory: str, prefix: str) -> list[str]:
+    """What interrupted backups left in ``directory``: partial dumps, manifest temporaries,
+    and dumps of ``prefix`` whose manifest was never written (retention, which lists
+    manifests, would never remove them). Only meaningful while holding the directory's lock.
+    """
+    names = set(os.listdir(directory))
+
+    def interrupted(name: str) -> bool:
+        if name.startswith(MANIFEST_TEMP_PREFIX):
+            return True
+        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+            return True
+        if not name.endswith(DUMP_SUFFIX):
+            return False
+        identifier = name[: -len(DUMP_SUFFIX)]
+        match = BACKUP_ID.match(identifier)
+        return (
+            match is not None
+            and match.group("prefix") == prefix
+            and identifier + MANIFEST_SUFFIX not in names
+        )
+
+    leftovers = [name for name in names if interrupted(name)]
+    return sorted(leftovers)
 
 
 def expired_backups(

@@ -31,6 +31,9 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_sche
     create_index_sql,
     create_table_sql,
 )
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_scram import (
+    scram_verifier,
+)
 
 TIMESCALE = "timescale"
 APACHE = "apache"
@@ -114,6 +117,9 @@ class Desired:
     refresh_policies: dict[str, RefreshPolicy] = field(
         default_factory=lambda: dict(REFRESH_POLICIES)
     )
+    # The role init connects as, and the managed roles that already exist as superusers.
+    login_user: str | None = None
+    superusers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -187,6 +193,13 @@ def validate_desired(desired: Desired) -> list[str]:
     names = [role.name for role in desired.roles]
     if len(set(names)) != len(names):
         errors.append("writer_role and reader_role must be different roles")
+    for role in desired.roles:
+        if role.name == desired.login_user or role.name in desired.superusers:
+            errors.append(
+                "{0} is a superuser: writer_role and reader_role must be roles of their own, or"
+                " init would give it the app's password and run the app or Grafana as a"
+                " superuser".format(role.name)
+            )
     return errors
 
 
@@ -617,7 +630,7 @@ def plan_role(plan: Plan, role: RoleSpec, state: DatabaseState, recreated: set[s
             plan.add(
                 "create role " + role.name,
                 sql.SQL("CREATE ROLE {0} LOGIN PASSWORD %s").format(name),
-                (role.password,),
+                (scram_verifier(role.password),),
                 secret=True,
             )
     else:
@@ -633,7 +646,7 @@ def plan_role(plan: Plan, role: RoleSpec, state: DatabaseState, recreated: set[s
             plan.add(
                 "set the password of " + role.name,
                 sql.SQL("ALTER ROLE {0} PASSWORD %s").format(name),
-                (role.password,),
+                (scram_verifier(role.password),),
                 secret=True,
             )
     if current is None or not state.schema_usage.get(role.name, False):

@@ -3,8 +3,12 @@
 """PostgreSQL SCRAM-SHA-256 password verifiers (RFC 5802 / RFC 7677), computed client-side.
 
 A verifier is what PostgreSQL stores in pg_authid: ``SCRAM-SHA-256$<iterations>:<salt>$
-<StoredKey>:<ServerKey>``. Sending one in ``ALTER ROLE ... PASSWORD`` sets the password
-without the plaintext ever reaching the server (or its log, when a statement fails).
+<StoredKey>:<ServerKey>``. Sending one in ``CREATE ROLE``/``ALTER ROLE ... PASSWORD`` sets the
+password without the plaintext ever reaching the server (or its log, when a statement fails).
+
+The one implementation for the whole collection: the postgres_scram filter runs on the
+controller, where psycopg2 may be missing, and psycopg2's encrypt_password needs an open
+connection for SCRAM.
 """
 
 from __future__ import annotations
@@ -13,16 +17,58 @@ import base64
 import hashlib
 import hmac
 import os
+import stringprep
+import unicodedata
 
 PREFIX = "SCRAM-SHA-256$"
 ITERATIONS = 4096  # PostgreSQL's default scram_iterations
 SALT_BYTES = 16
 
 
+def _prohibited(character: str) -> bool:
+    return (
+        stringprep.in_table_c12(character)
+        or stringprep.in_table_c21_c22(character)
+        or stringprep.in_table_c3(character)
+        or stringprep.in_table_c4(character)
+        or stringprep.in_table_c5(character)
+        or stringprep.in_table_c6(character)
+        or stringprep.in_table_c7(character)
+        or stringprep.in_table_c8(character)
+        or stringprep.in_table_c9(character)
+        or stringprep.in_table_a1(character)  # unassigned in Unicode 3.2
+    )
+
+
+def saslprep(password: str) -> str | None:
+    """SASLprep (RFC 4013) as PostgreSQL's pg_saslprep() applies it, or None where it fails.
+
+    Like PostgreSQL, the prohibited and bidirectional checks look at the mapped characters
+    before NFKC normalisation, and pure ASCII passes unchanged.
+    """
+    if password.isascii():
+        return password
+    mapped = [
+        " " if stringprep.in_table_c12(character) else character
+        for character in password
+        if not stringprep.in_table_b1(character)
+    ]
+    if not mapped or any(_prohibited(character) for character in mapped):
+        return None
+    if any(stringprep.in_table_d1(character) for character in mapped) and (
+        any(stringprep.in_table_d2(character) for character in mapped)
+        or not stringprep.in_table_d1(mapped[0])
+        or not stringprep.in_table_d1(mapped[-1])
+    ):
+        return None
+    return unicodedata.normalize("NFKC", "".join(mapped))
+
+
 def _keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
-    # PostgreSQL applies SASLprep first; for ASCII passwords (what the role generates) it is
-    # the identity, and libpq falls back to the raw bytes where SASLprep fails.
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    # The server and libpq hash the SASLprep'd password, or the raw one where SASLprep fails.
+    prepared = saslprep(password)
+    secret = (password if prepared is None else prepared).encode("utf-8")
+    salted = hashlib.pbkdf2_hmac("sha256", secret, salt, iterations)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()

@@ -20,6 +20,8 @@ description:
   - Atomic. The dump is written to a hidden partial file, fsynced, renamed; the manifest
     (time, sizes, sha256, server, pg_dump and extension versions, per-table row counts and
     content fingerprints) is written last, so a backup exists only once it is complete.
+    What an interrupted run left (a partial dump, a manifest being written, a dump of
+    O(prefix) without its manifest) is removed by the next run and listed in RV(discarded).
   - Retention keeps the newest backup of each of the last O(keep_daily) days and of each of
     the last O(keep_weekly) ISO weeks, and removes the other backups of the same O(prefix).
 extends_documentation_fragment:
@@ -34,6 +36,8 @@ options:
   prefix:
     description:
       - Backup names are C(<prefix>-<UTC timestamp>); retention only touches this prefix.
+      - 1 to 100 ASCII letters, digits, C(_), C(.) or C(-), starting with a letter or digit;
+        anything else is refused before anything is written.
     type: str
     default: aicost
   compress_level:
@@ -142,11 +146,18 @@ pruned:
   returned: always
   type: list
   elements: str
+discarded:
+  description:
+    - Files of interrupted runs removed (or, in check mode, that would be removed) from
+      O(dest) before the backup.
+  returned: always
+  type: list
+  elements: str
+  sample: [aicost-20261127T031500Z.dump]
 """
 
 import datetime
 import fcntl
-import glob
 import os
 import time
 
@@ -170,12 +181,15 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_mani
     DUMP_SUFFIX,
     MANIFEST_FORMAT,
     MANIFEST_SUFFIX,
+    PARTIAL_SUFFIX,
     StoredBackup,
     backup_id,
     existing_tables,
     expired_backups,
     fingerprint_method,
+    interrupted_backup_files,
     list_backups,
+    prefix_problem,
     stabilise_session,
     table_fingerprints,
     write_json_atomically,
@@ -237,7 +251,7 @@ def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args
     params = module.params
     dest = params["dest"]
     dump_path = os.path.join(dest, identifier + DUMP_SUFFIX)
-    partial = os.path.join(dest, "." + identifier + DUMP_SUFFIX + ".partial")
+    partial = os.path.join(dest, "." + identifier + PARTIAL_SUFFIX)
     connection = connect(module)
     connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
     started = time.monotonic()
@@ -260,8 +274,6 @@ def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args
     finally:
         connection.rollback()
         connection.close()
-    os.replace(partial, dump_path)
-    fsync_directory(dest)
     manifest = dict(
         format=MANIFEST_FORMAT,
         id=identifier,
@@ -276,15 +288,36 @@ def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args
         method="container" if tool.container else "local",
         **facts,
     )
-    write_json_atomically(os.path.join(dest, identifier + MANIFEST_SUFFIX), manifest)
-    fsync_directory(dest)
+    try:
+        os.replace(partial, dump_path)
+        fsync_directory(dest)
+        # The manifest goes last: from then on the backup exists.
+        write_json_atomically(os.path.join(dest, identifier + MANIFEST_SUFFIX), manifest)
+        fsync_directory(dest)
+    except OSError as error:
+        for path in (partial, dump_path):
+            if os.path.exists(path):
+                os.unlink(path)
+        module.fail_json(msg="Backup failed, nothing was kept: {0}".format(error))
     return manifest
+
+
+def discard_interrupted(dest: str, prefix: str, dry_run: bool) -> list[str]:
+    """Remove what interrupted runs left; the caller holds the lock, so no run is active."""
+    leftovers = interrupted_backup_files(dest, prefix) if os.path.isdir(dest) else []
+    if not dry_run:
+        for name in leftovers:
+            os.unlink(os.path.join(dest, name))
+    return leftovers
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_psycopg2(module)
     params = module.params
+    problem = prefix_problem(params["prefix"])
+    if problem:
+        module.fail_json(msg=problem)
     if params["keep_daily"] < 1 or params["keep_weekly"] < 0:
         module.fail_json(msg="keep_daily must be at least 1 and keep_weekly at least 0")
     if not 0 <= params["compress_level"] <= 9:
@@ -307,6 +340,7 @@ def main() -> None:
     if module.check_mode:
         connect(module).close()  # the database must be reachable for a real run
         pending = StoredBackup(identifier, now)
+        result["discarded"] = discard_interrupted(dest, params["prefix"], True)
         result["pruned"] = prune(
             dest, params["prefix"], params["keep_daily"], params["keep_weekly"], True, pending
         )
@@ -317,8 +351,7 @@ def main() -> None:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             module.fail_json(msg="Another backup is running in {0}".format(dest))
-        for stale in glob.glob(os.path.join(dest, ".*" + DUMP_SUFFIX + ".partial")):
-            os.unlink(stale)  # left by an interrupted run; we hold the lock
+        result["discarded"] = discard_interrupted(dest, params["prefix"], False)
         result["manifest"] = take_backup(module, tool, identifier, command_args)
         result["pruned"] = prune(
             dest, params["prefix"], params["keep_daily"], params["keep_weekly"], False

@@ -106,20 +106,25 @@ options:
   writer_role:
     description:
       - Role of the app. Gets C(SELECT), C(INSERT), C(UPDATE) on the three tables.
+      - Must not be O(login_user) or any other superuser; such a role is refused.
     type: str
     default: aicost_writer
   writer_password:
     description:
       - Password of O(writer_role). When omitted, the role's password is left unmanaged.
+      - Sent to the server as a SCRAM-SHA-256 verifier computed by the module, never in
+        plaintext, so a rejected statement cannot leave the password in the server log.
     type: str
   reader_role:
     description:
       - Read-only role for Grafana. Gets C(SELECT) on the tables and the aggregates.
+      - Must not be O(login_user) or any other superuser; such a role is refused.
     type: str
     default: aicost_reader
   reader_password:
     description:
       - Password of O(reader_role). When omitted, the role's password is left unmanaged.
+      - Sent as a SCRAM-SHA-256 verifier, like O(writer_password).
     type: str
   allow_destructive:
     description:
@@ -259,6 +264,7 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_insp
     read_database,
     read_roles,
     read_server,
+    superusers,
 )
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_plan import (
     REFRESH_POLICIES,
@@ -362,6 +368,8 @@ def desired_state(module: AnsibleModule, cursor, mode: str) -> Desired:
         ],
         allow_destructive=params["allow_destructive"],
         refresh_policies=policies,
+        login_user=params["login_user"],
+        superusers=frozenset(superusers(cursor, [params["writer_role"], params["reader_role"]])),
     )
 
 

@@ -14,7 +14,13 @@ description:
   - Verifies the dump's size and sha256 against its manifest before touching anything; a
     corrupted or altered file is refused.
   - Refuses a target database that already holds tables unless O(replace=true).
-  - Restores into a staging database C(<database>_restoring) first. With TimescaleDB in the
+  - Refuses a manifest whose fields could mislead it (a C(dump_file) that is not a plain file
+    name beside the manifest, or that leads out of its directory; an unknown C(fingerprint)
+    method; malformed sizes, checksums or tables) before anything is touched.
+  - Restores into a staging database C(<database>_restoring) first (for a name too long for
+    that suffix, a digest of the full name keeps staging names apart). A staging database left
+    behind is dropped when empty; one that holds tables (a failed restore may have left the
+    only verified copy there) is dropped only with O(replace=true). With TimescaleDB in the
     manifest it creates the extension at the dumped version and calls
     C(timescaledb_pre_restore()); C(pg_restore) runs in a single transaction, reading the
     dump on its standard input; then every table's row count and content fingerprint is
@@ -35,7 +41,8 @@ options:
     required: true
   replace:
     description:
-      - Drop and recreate a target database that already holds tables.
+      - Drop and recreate a target database that already holds tables, and drop a staging
+        database C(<database>_restoring) that holds tables.
     type: bool
     default: false
   maintenance_database:
@@ -48,7 +55,7 @@ attributes:
     support: full
     description:
       - Verifies the checksum and the target, and reports the statements and the command it
-        would run. Changes nothing.
+        would run, from the same plan a real run executes. Changes nothing.
   diff_mode:
     support: none
     description:
@@ -100,6 +107,7 @@ timings:
 
 import os
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
@@ -125,6 +133,18 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_mani
     sha256_of_file,
     stabilise_session,
     table_fingerprints,
+)
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_restore_plan import (
+    ANALYZE,
+    FINISH,
+    LOAD,
+    PREPARE,
+    SWAP,
+    DatabaseFacts,
+    RestorePlan,
+    RestoreStep,
+    build_restore_plan,
+    staging_name,
 )
 
 USER_RELATIONS = r"""
@@ -156,8 +176,14 @@ def verified_manifest(module: AnsibleModule) -> tuple[dict, str]:
     try:
         manifest = read_manifest(module.params["manifest"])
     except (OSError, ValueError) as error:
-        module.fail_json(msg="Unreadable manifest: {0}".format(error))
-    dump = os.path.join(os.path.dirname(module.params["manifest"]), manifest["dump_file"])
+        module.fail_json(msg="Unreadable manifest: {0}; nothing was touched".format(error))
+    directory = os.path.dirname(os.path.abspath(module.params["manifest"]))
+    dump = os.path.join(directory, manifest["dump_file"])
+    # Nor may a symbolic link lead the restore out of the backup directory.
+    if os.path.dirname(os.path.realpath(dump)) != os.path.realpath(directory):
+        module.fail_json(
+            msg="Dump file {0} leads out of {1}; nothing was touched".format(dump, directory)
+        )
     if not os.path.isfile(dump):
         module.fail_json(msg="Dump file {0} is missing; nothing was touched".format(dump))
     size = os.path.getsize(dump)
@@ -172,11 +198,15 @@ def verified_manifest(module: AnsibleModule) -> tuple[dict, str]:
     return manifest, dump
 
 
-def user_relation_count(module: AnsibleModule) -> int:
-    connection = connect(module, autocommit=True)
+def database_facts(module: AnsibleModule, maintenance, database: str) -> DatabaseFacts:
+    if not database_exists(maintenance, database):
+        return DatabaseFacts(exists=False, holds_tables=False)
+    connection = connect(module, database, autocommit=True)
     try:
         with connection.cursor() as cursor:
-            return int(fetch_value(cursor, USER_RELATIONS))
+            return DatabaseFacts(
+                exists=True, holds_tables=int(fetch_value(cursor, USER_RELATIONS)) > 0
+            )
     finally:
         connection.close()
 
@@ -225,32 +255,52 @@ def differences_from(manifest: dict, found: dict) -> list[str]:
     ]  # fmt: skip
 
 
-def staging_name(database: str) -> str:
-    # PostgreSQL truncates names at 63 bytes; keep the suffix whole.
-    return database[:50] + "_restoring"
+def run_phase(cursor, log: SqlLog, plan: RestorePlan, phase: str) -> None:
+    for step in plan.phase(phase):
+        if step.exclusive:
+            execute_alone(cursor, log, step)
+        else:
+            log.execute(cursor, step.query, step.params)
 
 
-def restore_into(module: AnsibleModule, tool: Tool, staging: str, dump: str, manifest: dict,
-                 log: SqlLog, timings: dict) -> dict:  # fmt: skip
-    """pg_restore into the staging database after timescaledb_pre_restore(), then ANALYZE
-    while a second connection fingerprints the restored tables."""
-    extension = manifest.get("extension")
-    command = tool.command("pg_restore", module.params, staging, "--single-transaction",
-                           "--exit-on-error")  # fmt: skip
-    target = connect(module, staging, autocommit=True)
-    verifier = connect(module, staging)
+def execute_alone(cursor, log: SqlLog, step: RestoreStep) -> None:
+    """Run a step that needs ``step.exclusive`` to itself (RENAME does)."""
+    for attempt in range(5):
+        # TimescaleDB's scheduler may look into the new database.
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (step.exclusive,),
+        )
+        try:
+            log.execute(cursor, step.query, step.params)
+            return
+        except psycopg2.errors.ObjectInUse:
+            time.sleep(0.5 * (attempt + 1))
+    raise ToolError("{0} stayed in use; it holds the verified restore".format(step.exclusive))
+
+
+def restore_command(module: AnsibleModule, tool: Tool, staging: str) -> list[str]:
+    return tool.command("pg_restore", module.params, staging, "--single-transaction",
+                        "--exit-on-error")  # fmt: skip
+
+
+def restore_into(module: AnsibleModule, tool: Tool, plan: RestorePlan, dump: str,
+                 manifest: dict, log: SqlLog, timings: dict) -> dict:  # fmt: skip
+    """pg_restore into the staging database after the load phase (timescaledb_pre_restore()),
+    then ANALYZE while a second connection fingerprints the restored tables."""
+    target = connect(module, plan.staging, autocommit=True)
+    verifier = connect(module, plan.staging)
     try:
         with target.cursor() as cursor, ThreadPoolExecutor(max_workers=1) as worker:
-            if extension:
-                log.execute(cursor, "CREATE EXTENSION IF NOT EXISTS timescaledb VERSION %s",
-                            (extension["version"],))  # fmt: skip
-                log.execute(cursor, "SELECT timescaledb_pre_restore()")
+            run_phase(cursor, log, plan, LOAD)
             restoring = time.monotonic()
-            restore_from_file(command, tool.environment(module.params), dump)
+            restore_from_file(restore_command(module, tool, plan.staging),
+                              tool.environment(module.params), dump)  # fmt: skip
             timings["pg_restore_seconds"] = round(time.monotonic() - restoring, 3)
             verifying = time.monotonic()
             fingerprinting = worker.submit(restored_fingerprints, verifier, manifest)
-            log.execute(cursor, "ANALYZE")
+            run_phase(cursor, log, plan, ANALYZE)
             found = fingerprinting.result()
             timings["verify_seconds"] = round(time.monotonic() - verifying, 3)
             return found
@@ -259,42 +309,15 @@ def restore_into(module: AnsibleModule, tool: Tool, staging: str, dump: str, man
         verifier.close()
 
 
-def swap_in(cursor, log: SqlLog, staging: str, database: str, exists: bool) -> None:
-    """Replace the target with the verified staging database."""
-    if exists:
-        log.execute(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(database)))
-    for attempt in range(5):
-        # TimescaleDB's scheduler may look into the new database; RENAME needs it alone.
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (staging,),
-        )
-        try:
-            log.execute(cursor, sql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(
-                quoted(staging), quoted(database)))  # fmt: skip
-            return
-        except psycopg2.errors.ObjectInUse:
-            log.executed_queries.pop()
-            time.sleep(0.5 * (attempt + 1))
-    raise ToolError("{0} stayed in use; it holds the verified restore".format(staging))
-
-
-def planned_queries(cursor, log: SqlLog, staging: str, database: str, exists: bool,
-                    extension: dict | None) -> None:  # fmt: skip
-    log.record(cursor, sql.SQL("DROP DATABASE IF EXISTS {0} WITH (FORCE)").format(quoted(staging)))
-    log.record(cursor, sql.SQL("CREATE DATABASE {0}").format(quoted(staging)))
-    if extension:
-        log.record(cursor, "CREATE EXTENSION IF NOT EXISTS timescaledb VERSION %s",
-                   (extension["version"],))  # fmt: skip
-        log.record(cursor, "SELECT timescaledb_pre_restore()")
-    log.record(cursor, "ANALYZE")
-    if exists:
-        log.record(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(database)))
-    log.record(cursor, sql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(
-        quoted(staging), quoted(database)))  # fmt: skip
-    if extension:
-        log.record(cursor, "SELECT timescaledb_post_restore()")
+def finish(module: AnsibleModule, log: SqlLog, plan: RestorePlan, database: str) -> None:
+    if not plan.phase(FINISH):
+        return
+    restored = connect(module, database, autocommit=True)
+    try:
+        with restored.cursor() as cursor:
+            run_phase(cursor, log, plan, FINISH)
+    finally:
+        restored.close()
 
 
 def failure_message(cursor, log: SqlLog, staging: str, database: str, existed: bool,
@@ -304,12 +327,14 @@ def failure_message(cursor, log: SqlLog, staging: str, database: str, existed: b
     cursor.execute("SELECT datname FROM pg_catalog.pg_database WHERE datname IN (%s, %s)",
                    (staging, database))  # fmt: skip
     present = {row[0] for row in cursor.fetchall()}
+    # Anything else is a fault of this module: name its type.
+    reason = error if isinstance(error, (ToolError, psycopg2.Error, OSError)) else repr(error)
     if existed and database not in present and staging in present:
         return ("Restore failed after {0} was dropped: {1}. {2} holds the verified restore;"
-                " rename it to {0}.".format(database, error, staging))  # fmt: skip
+                " rename it to {0}.".format(database, reason, staging))  # fmt: skip
     if staging in present:
         log.execute(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(staging)))
-    return "Restore failed, {0} was left as it was: {1}".format(database, error)
+    return "Restore failed, {0} was left as it was: {1}".format(database, reason)
 
 
 def main() -> None:
@@ -317,57 +342,61 @@ def main() -> None:
     require_psycopg2(module)
     params = module.params
     database = params["database"]
-    staging = staging_name(database)
     started = time.monotonic()
     manifest, dump = verified_manifest(module)
     timings = dict(checksum_seconds=round(time.monotonic() - started, 3))
     tool = Tool.from_params(params)
     log = SqlLog()
     maintenance = connect(module, params["maintenance_database"], autocommit=True)
-    exists = database_exists(maintenance, database)
-    if exists and user_relation_count(module) and not params["replace"]:
+    target = database_facts(module, maintenance, database)
+    extension = manifest.get("extension")
+    plan = build_restore_plan(
+        database,
+        target,
+        database_facts(module, maintenance, staging_name(database)),
+        params["replace"],
+        extension["version"] if extension else None,
+    )
+    if plan.refusals:
         module.fail_json(
-            msg="Database {0} already holds tables; set replace=true to drop it and"
-            " restore {1}".format(database, manifest["id"])
+            msg="Not restoring {0}: {1}; nothing was touched".format(
+                manifest["id"], "; ".join(plan.refusals)
+            ),
+            refusals=plan.refusals,
         )
     check_extension_version(module, maintenance, manifest)
-    extension = manifest.get("extension")
     result = dict(
         changed=True,
         backup_id=manifest["id"],
-        command=tool.command("pg_restore", params, staging, "--single-transaction",
-                             "--exit-on-error"),
-    )  # fmt: skip
+        command=restore_command(module, tool, plan.staging),
+    )
     cursor = maintenance.cursor()
     if module.check_mode:
-        planned_queries(cursor, log, staging, database, exists, extension)
+        for step in plan.steps:
+            log.record(cursor, step.query, step.params)
         module.exit_json(queries=log.executed_queries, **result)
     try:
-        # A failed earlier run may have left a staging database behind.
-        log.execute(cursor, sql.SQL("DROP DATABASE IF EXISTS {0} WITH (FORCE)").format(
-            quoted(staging)))  # fmt: skip
-        log.execute(cursor, sql.SQL("CREATE DATABASE {0}").format(quoted(staging)))
-        found = restore_into(module, tool, staging, dump, manifest, log, timings)
+        run_phase(cursor, log, plan, PREPARE)
+        found = restore_into(module, tool, plan, dump, manifest, log, timings)
         differences = differences_from(manifest, found)
         if differences:
-            log.execute(cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(staging)))
+            log.execute(
+                cursor, sql.SQL("DROP DATABASE {0} WITH (FORCE)").format(quoted(plan.staging))
+            )
             module.fail_json(
                 msg="Restored data differs from the manifest: {0}. {1} was left as it was.".format(
                     "; ".join(differences), database
                 ),
                 queries=log.executed_queries,
             )
-        swap_in(cursor, log, staging, database, exists)
-        if extension:
-            restored = connect(module, database, autocommit=True)
-            try:
-                with restored.cursor() as restored_cursor:
-                    log.execute(restored_cursor, "SELECT timescaledb_post_restore()")
-            finally:
-                restored.close()
-    except (ToolError, psycopg2.Error, OSError) as error:
-        module.fail_json(msg=failure_message(cursor, log, staging, database, exists, error),
-                         queries=log.executed_queries)  # fmt: skip
+        run_phase(cursor, log, plan, SWAP)
+        finish(module, log, plan, database)
+    except Exception as error:  # whatever broke, the staging copy must not linger
+        module.fail_json(
+            msg=failure_message(cursor, log, plan.staging, database, target.exists, error),
+            queries=log.executed_queries,
+            exception=traceback.format_exc(),
+        )
     result["verified"] = {table: fingerprint["rows"] for table, fingerprint in found.items()}
     result["timings"] = timings
     module.exit_json(queries=log.executed_queries, **result)

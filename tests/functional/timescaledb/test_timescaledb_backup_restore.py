@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -148,6 +149,113 @@ def test_a_restore_that_breaks_midway_leaves_the_target_as_it_was(
     assert not staging_databases(server)
 
 
+TIMESCALE_ONLY = pytest.mark.parametrize("server", ["timescale"], indirect=True)
+
+
+def edited_manifest(backup, **changes) -> str:
+    path = Path(backup.result["manifest_path"])
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), **changes)))
+    return str(path)
+
+
+@TIMESCALE_ONLY
+def test_a_staging_database_with_tables_is_dropped_only_with_replace(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    database = populated["database"]
+    staging = database + "_restoring"
+    query(server, "postgres", f'CREATE DATABASE "{staging}"')
+    query(server, staging, "CREATE TABLE precious AS SELECT 42 AS answer")
+    restore_args = dict(populated, container=server.name, manifest=backup.result["manifest_path"])
+    query(server, "postgres", f'DROP DATABASE "{database}" WITH (FORCE)')
+
+    refused = run_module("timescaledb_restore", restore_args)
+    assert refused.failed and f"{staging} already exists and holds tables" in refused.result["msg"]
+    assert query(server, staging, "SELECT answer FROM precious") == [(42,)]
+    planned = run_module("timescaledb_restore", restore_args, check=True)
+    assert planned.failed and "nothing was touched" in planned.result["msg"]
+
+    replaced = run_module("timescaledb_restore", dict(restore_args, replace=True))
+    assert not replaced.failed, replaced.result
+    assert replaced.result["queries"][0] == f'DROP DATABASE "{staging}" WITH (FORCE)'
+    assert query(server, database, "SELECT to_regclass('precious') IS NULL") == [(True,)]
+
+
+@TIMESCALE_ONLY
+def test_long_database_names_get_staging_databases_of_their_own(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    target = "restored_" + "x" * 41 + "_" + populated["database"][-10:]  # 61 characters
+    # What a sibling with the same first 50 characters would have been staged in before.
+    sibling = target[:50] + "_restoring"
+    query(server, "postgres", f'CREATE DATABASE "{sibling}"')
+    try:
+        query(server, sibling, "CREATE TABLE precious AS SELECT 42 AS answer")
+        restore = run_module("timescaledb_restore", dict(
+            populated, database=target, container=server.name,
+            manifest=backup.result["manifest_path"]))  # fmt: skip
+        assert not restore.failed, restore.result
+        assert restore.result["verified"]["llm_consumption"] == 3000
+        assert table_contents(server, target) == table_contents(server, populated["database"])
+        assert query(server, sibling, "SELECT answer FROM precious") == [(42,)]
+    finally:  # other tests look for leftover *_restoring databases
+        query(server, "postgres", f'DROP DATABASE IF EXISTS "{sibling}" WITH (FORCE)')
+
+
+@TIMESCALE_ONLY
+def test_a_manifest_cannot_send_the_restore_out_of_its_directory(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    outside = Path("/etc/hostname").read_bytes()
+    facts = dict(dump_bytes=len(outside), sha256=hashlib.sha256(outside).hexdigest())
+    restore_args = dict(populated, container=server.name, replace=True)
+    before = table_contents(server, populated["database"])
+
+    traversal = edited_manifest(backup, dump_file="../../../../../../etc/hostname", **facts)
+    refused = run_module("timescaledb_restore", dict(restore_args, manifest=traversal))
+    assert refused.failed and "dump_file must be a file name" in refused.result["msg"]
+
+    (tmp_path / "linked.dump").symlink_to("/etc/hostname")
+    linked = edited_manifest(backup, dump_file="linked.dump", **facts)
+    refused = run_module("timescaledb_restore", dict(restore_args, manifest=linked))
+    assert refused.failed and "leads out of" in refused.result["msg"]
+    assert table_contents(server, populated["database"]) == before
+    assert not staging_databases(server)
+
+
+@TIMESCALE_ONLY
+def test_an_unknown_fingerprint_method_is_refused_before_anything_is_touched(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    manifest = edited_manifest(backup, fingerprint="bogus")
+    refused = run_module("timescaledb_restore", dict(populated, container=server.name,
+                                                     manifest=manifest, replace=True))  # fmt: skip
+    assert refused.failed and "fingerprint must be one of" in refused.result["msg"]
+    assert "KeyError" not in refused.stdout
+    assert not staging_databases(server)
+
+
+@TIMESCALE_ONLY
+def test_check_mode_reports_the_statements_the_real_run_executes(
+    server, populated, tmp_path, run_module
+):
+    backup = run_module("timescaledb_backup", backup_args(server, populated, tmp_path))
+    # An empty staging database left behind by an earlier failure is part of the plan.
+    query(server, "postgres", f'CREATE DATABASE "{populated["database"]}_restoring"')
+    restore_args = dict(populated, container=server.name, manifest=backup.result["manifest_path"],
+                        replace=True)  # fmt: skip
+    planned = run_module("timescaledb_restore", restore_args, check=True)
+    assert not planned.failed, planned.result
+    restored = run_module("timescaledb_restore", restore_args)
+    assert not restored.failed, restored.result
+    assert planned.result["queries"] == restored.result["queries"]
+    assert planned.result["command"] == restored.result["command"]
+
+
 def test_check_mode_backup_writes_nothing(server, populated, tmp_path, run_module):
     dest = tmp_path / "backups"
     planned = run_module("timescaledb_backup", backup_args(server, populated, dest), check=True)
@@ -184,6 +292,48 @@ def test_retention_keeps_daily_and_weekly_backups(timescale_server, database_nam
         "aicost-20260101T120000Z.manifest.json", "aicost-20251231T020000Z.manifest.json",
         "aicost-20251222T020000Z.manifest.json", backup.result["backup_id"] + ".manifest.json",
         "other-20200101T000000Z.manifest.json",
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("prefix", ["../x", "a/b", "a b"])
+def test_a_prefix_retention_cannot_find_is_refused_before_anything_is_written(
+    timescale_server, database_name, tmp_path, run_module, prefix
+):
+    server = timescale_server
+    args = connection_args(server, database_name)
+    assert not run_module("timescaledb_init", args).failed
+    (tmp_path / ".a").mkdir()  # so a/b's partial dump could be created
+    refused = run_module("timescaledb_backup", backup_args(server, args, tmp_path, prefix=prefix))
+    assert refused.failed and "prefix must be" in refused.result["msg"], refused.result
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [".a"]
+
+
+def test_files_of_interrupted_backups_are_discarded_by_the_next_one(
+    timescale_server, database_name, tmp_path, run_module
+):
+    server = timescale_server
+    args = connection_args(server, database_name)
+    assert not run_module("timescaledb_init", args).failed
+    complete = "aicost-20260101T000000Z"
+    (tmp_path / (complete + ".dump")).write_text("")
+    (tmp_path / (complete + ".manifest.json")).write_text("{}")
+    # Killed between renaming a dump and writing its manifest; killed writing a manifest.
+    (tmp_path / "aicost-20260102T000000Z.dump").write_text("")
+    (tmp_path / ".manifest-3kz_9q").write_text("{")
+    (tmp_path / ".aicost-20260103T000000Z.dump.partial").write_text("")
+
+    planned = run_module("timescaledb_backup", backup_args(server, args, tmp_path), check=True)
+    discarded = [".aicost-20260103T000000Z.dump.partial", ".manifest-3kz_9q",
+                 "aicost-20260102T000000Z.dump"]  # fmt: skip
+    assert planned.result["discarded"] == discarded
+    assert (tmp_path / "aicost-20260102T000000Z.dump").exists()
+
+    backup = run_module("timescaledb_backup", backup_args(server, args, tmp_path))
+    assert not backup.failed, backup.result
+    assert backup.result["discarded"] == discarded
+    new = backup.result["backup_id"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == sorted([
+        complete + ".dump", complete + ".manifest.json", new + ".dump", new + ".manifest.json",
     ])  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 
 import psycopg2
 import pytest
@@ -185,6 +186,66 @@ def test_passwords_never_reach_the_output(server, database_name, run_module):
     assert "rotated-2" not in rotated.stdout
     reader = connect(server, database_name, "reader_" + suffix, "rotated-2")
     reader.close()
+
+
+def server_log(server) -> str:
+    completed = subprocess.run(["docker", "logs", server.name], capture_output=True, text=True,
+                               check=True)  # fmt: skip
+    return completed.stdout + completed.stderr
+
+
+def test_a_rejected_role_statement_never_puts_the_password_in_the_server_log(
+    postgres_server, database_name, run_module
+):
+    server = postgres_server
+    suffix = database_name[-6:]
+    args = init_args(
+        server, database_name, writer_role="writer_" + suffix, reader_role="reader_" + suffix
+    )
+    assert not run_module("timescaledb_init", args).failed
+    # Every write in this database now fails, so the role statement is the one the server
+    # rejects and logs with its STATEMENT line.
+    query(server, "postgres",
+          f'ALTER DATABASE "{database_name}" SET default_transaction_read_only = on')  # fmt: skip
+    rotated, created = "rotated-" + suffix + "-Xq", "created-" + suffix + "-Zw"
+    for role_args, statement in (
+        (dict(reader_password=rotated), f'ALTER ROLE "reader_{suffix}" PASSWORD'),
+        (dict(writer_role="new_" + suffix, writer_password=created),
+         f'CREATE ROLE "new_{suffix}" LOGIN PASSWORD'),
+    ):  # fmt: skip
+        failed = run_module("timescaledb_init", dict(args, **role_args))
+        assert failed.failed and "read-only transaction" in failed.result["msg"], failed.result
+        log = server_log(server)
+        assert f"STATEMENT:  {statement} 'SCRAM-SHA-256$4096:" in log
+    assert rotated not in log and created not in log
+
+
+def test_unicode_passwords_set_as_verifiers_still_log_in(server, database_name, run_module):
+    suffix = database_name[-6:]
+    password = "\ufb01x\u00a0\u216b-p\u00e4ss-" + suffix  # SASLprep maps and normalises it
+    args = dict(init_args(server, database_name, reader_role="reader_" + suffix,
+                          writer_role="writer_" + suffix), reader_password=password)  # fmt: skip
+    assert not run_module("timescaledb_init", args).failed
+    connect(server, database_name, "reader_" + suffix, password).close()
+    assert not run_module("timescaledb_init", args).changed
+
+
+@pytest.mark.parametrize("role_option", ["writer_role", "reader_role"])
+def test_a_superuser_is_refused_as_app_role(postgres_server, database_name, run_module,
+                                            role_option):  # fmt: skip
+    server = postgres_server
+    as_login = run_module("timescaledb_init", init_args(server, database_name,
+                                                        **{role_option: server.user}))  # fmt: skip
+    assert as_login.failed and f"{server.user} is a superuser" in as_login.result["msg"]
+    assert not database_exists(server, database_name)
+    connect(server, "postgres").close()  # the login password is still the one it was
+    other = "boss_" + database_name[-6:]
+    query(server, "postgres", f'CREATE ROLE "{other}" SUPERUSER')
+    as_other = run_module("timescaledb_init", init_args(server, database_name,
+                                                        **{role_option: other}))  # fmt: skip
+    assert as_other.failed and f"{other} is a superuser" in as_other.result["msg"]
+    assert query(server, "postgres", "SELECT rolpassword IS NULL FROM pg_authid"
+                 " WHERE rolname = %s", (other,)) == [(True,)]  # fmt: skip
 
 
 def test_apache_timescaledb_gets_hypertables(apache_server, database_name, run_module):

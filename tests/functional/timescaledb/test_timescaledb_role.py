@@ -102,6 +102,19 @@ def test_role_converges_then_changes_nothing_even_in_check_mode(vm, converge):
     ]
 
 
+def test_a_changed_superuser_password_is_set_in_the_database(vm, converge):
+    # The image applies POSTGRES_PASSWORD_FILE only to an empty volume; init.yml finds the
+    # secret no longer opens the database and sets it over the container's local socket.
+    converge()
+    rotated = "timescaledb_superuser_password=Rotated-Superuser-5b7e"
+    assert "changed=0" not in recap(converge("-e", rotated))
+    login = sh("docker", "exec", vm, "sh", "-c",
+               "cd /opt/aicost && docker compose exec -T -e PGPASSWORD=Rotated-Superuser-5b7e"
+               " timescaledb psql -h 127.0.0.1 -U postgres -d aicost -Atc 'SELECT 1'")  # fmt: skip
+    assert login.strip() == "1"
+    assert " changed=0 " in recap(converge("-e", rotated))
+
+
 def test_host_timers_refresh_the_views_and_drop_old_rows(vm, converge):
     converge()
     timers = sh("docker", "exec", vm, "systemctl", "list-timers", "aicost-timescaledb-*",

@@ -21,6 +21,7 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_sche
     TABLES,
 )
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_scram import (
+    saslprep,
     scram_matches,
     scram_verifier,
 )
@@ -257,7 +258,23 @@ def test_role_passwords_are_set_only_when_they_differ_and_never_shown():
     state.roles["aicost_writer"].password_matches = False
     plan = plan_mod.build_plan(desired(), state)
     assert summaries(plan) == ["set the password of aicost_writer"]
-    assert plan.steps[0].secret and plan.steps[0].params == ("w1",)
+    assert plan.steps[0].secret and plan.steps[0].params != ("w1",)
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["alter", "create"])
+def test_role_passwords_are_sent_as_scram_verifiers_never_in_plaintext(exists):
+    # A failing CREATE/ALTER ROLE is written to the server log with its parameters inlined.
+    state = converged()
+    if exists:
+        state.roles["aicost_writer"].password_matches = False
+    else:
+        del state.roles["aicost_writer"]
+    plan = plan_mod.build_plan(desired(), state)
+    step = plan.steps[0]
+    assert step.summary == ("set the password of " if exists else "create role ") + "aicost_writer"
+    (verifier,) = step.params
+    assert verifier.startswith("SCRAM-SHA-256$4096:") and "w1" not in verifier
+    assert scram_matches(verifier, "w1") is True
 
 
 def test_a_dropped_grant_is_restored():
@@ -322,6 +339,28 @@ def test_scram_verifier_is_what_postgresql_stores():
     assert fresh != VERIFIER_W1 and scram_matches(fresh, "w1") is True
 
 
+@pytest.mark.parametrize(
+    ("password", "prepared"),
+    [
+        ("plain ascii\x07", "plain ascii\x07"),  # ASCII passes unchanged, as in PostgreSQL
+        ("\ufb01x\u00a0\u216b", "fix XII"),  # ligature and numeral to NFKC, nbsp to space
+        ("soft\u00adhyphen", "softhyphen"),  # mapped to nothing
+        ("\u00e9t\u00e9", "\u00e9t\u00e9"),
+        ("bad\u0000\u00e9", None),  # a prohibited control character: PostgreSQL hashes raw
+        ("\u05d0abc\u05d0", None),  # right-to-left mixed with left-to-right
+        ("\u00ad", None),  # nothing left after mapping
+    ],
+)
+def test_saslprep_prepares_passwords_as_postgresql_does(password, prepared):
+    assert saslprep(password) == prepared
+
+
+def test_a_verifier_hashes_the_saslprepped_password():
+    salt = b"0123456789abcdef"
+    assert scram_verifier("\ufb01x\u00a0\u216b", salt=salt) == scram_verifier("fix XII", salt=salt)
+    assert scram_matches(scram_verifier("fix XII"), "\ufb01x\u00a0\u216b") is True
+
+
 def test_scram_verifier_check():
     assert scram_matches(VERIFIER_W1, "w1") is True
     assert scram_matches(VERIFIER_W1, "w2") is False
@@ -341,6 +380,24 @@ def test_writer_and_reader_must_be_different_roles():
     assert plan_mod.validate_desired(same) == [
         "writer_role and reader_role must be different roles"
     ]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["writer", "reader"])
+def test_the_login_superuser_or_another_superuser_is_refused_as_app_role(which):
+    as_login = desired()
+    as_login.login_user = "postgres"
+    as_login.roles[which].name = "postgres"
+    assert plan_mod.validate_desired(as_login) == [
+        "postgres is a superuser: writer_role and reader_role must be roles of their own, or"
+        " init would give it the app's password and run the app or Grafana as a superuser"
+    ]
+    other = desired()
+    other.login_user = "postgres"
+    other.superusers = frozenset({other.roles[which].name})
+    assert "is a superuser" in plan_mod.validate_desired(other)[0]
+    fine = desired()
+    fine.login_user = "postgres"
+    assert plan_mod.validate_desired(fine) == []
 
 
 def test_the_columnstore_segments_and_orders_by_the_unique_key():
