@@ -269,12 +269,17 @@ def test_role_passwords_are_sent_as_scram_verifiers_never_in_plaintext(exists):
         state.roles["aicost_writer"].password_matches = False
     else:
         del state.roles["aicost_writer"]
-    plan = plan_mod.build_plan(desired(), state)
+    # A password long enough that base64 text cannot hold it by chance.
+    password = "writer-plaintext-password"
+    writer = plan_mod.RoleSpec(
+        "aicost_writer", password, ("SELECT", "INSERT", "UPDATE"), ("SELECT",)
+    )
+    plan = plan_mod.build_plan(desired(roles=[writer, desired().roles[1]]), state)
     step = plan.steps[0]
     assert step.summary == ("set the password of " if exists else "create role ") + "aicost_writer"
     (verifier,) = step.params
-    assert verifier.startswith("SCRAM-SHA-256$4096:") and "w1" not in verifier
-    assert scram_matches(verifier, "w1") is True
+    assert verifier.startswith("SCRAM-SHA-256$4096:") and password not in verifier
+    assert scram_matches(verifier, password) is True
 
 
 def test_a_dropped_grant_is_restored():
