@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from playbook import recap
 from testvm import TEST_NETWORK, sh, systemd_vm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,13 +103,6 @@ def in_terminal(argv: list[str], timeout: float = 900) -> tuple[int, str]:
         process.kill()
     os.close(controller)
     return process.wait(), output.decode(errors="replace")
-
-
-def recap(output: str) -> str:
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
-    lines = [line for line in plain.splitlines() if " ok=" in line and "failed=" in line]
-    assert lines, output[-3000:]
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")

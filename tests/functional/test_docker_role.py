@@ -5,15 +5,13 @@ leave the engine running on its old configuration."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
+from playbook import collections_path, run_playbook, vm_inventory
 from testvm import sh, systemd_vm
 
-REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = """
 - hosts: all
   gather_facts: false
@@ -33,19 +31,11 @@ def vm() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def converge(vm: str, tmp_path_factory: pytest.TempPathFactory) -> Converge:
     workdir = tmp_path_factory.mktemp("docker-role")
-    link = workdir / "collections" / "ansible_collections" / "aicost" / "monitoring"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(REPO)
     (workdir / "play.yml").write_text(PLAYBOOK)
+    collections = collections_path(workdir / "collections")
 
     def run(*extra: str) -> subprocess.CompletedProcess:
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(workdir / "collections"))
-        return subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", f"{vm},",
-             "-c", "community.docker.docker", "-e", "ansible_python_interpreter=/usr/bin/python3",
-             str(workdir / "play.yml"), *extra],
-            cwd=REPO, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        return run_playbook(workdir / "play.yml", collections, *vm_inventory(vm), *extra)
 
     return run
 

@@ -9,16 +9,14 @@ This machine scrapes the VM from outside, over Docker's default bridge: its addr
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from testvm import sh, systemd_vm
+from playbook import collections_path, recap, run_playbook
+from testvm import install_engine, sh, systemd_vm
 
-REPO = Path(__file__).resolve().parents[2]
 IMAGE = "aicost-test/node-exporter:trixie"
 ELSEWHERE = "203.0.113.7"  # TEST-NET-3: a monitoring host that is not this machine
 PLAYBOOK = """
@@ -41,11 +39,7 @@ Converge = Callable[..., str]
 @pytest.fixture(scope="module")
 def vm() -> Iterator[str]:
     with systemd_vm("n") as name:
-        sh("docker", "exec", name, "sh", "-c",
-           "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
-           " docker.io docker-cli docker-compose")  # fmt: skip
-        image = subprocess.run(["docker", "save", IMAGE], capture_output=True, check=True).stdout
-        sh("docker", "exec", "-i", name, "docker", "load", "-q", input_bytes=image)
+        install_engine(name, IMAGE)
         yield name
 
 
@@ -62,10 +56,8 @@ def this_machines_address(vm: str) -> str:
 @pytest.fixture(scope="module")
 def converge(vm: str, tmp_path_factory: pytest.TempPathFactory) -> Converge:
     workdir = tmp_path_factory.mktemp("node-exporter-firewall")
-    link = workdir / "collections" / "ansible_collections" / "aicost" / "monitoring"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(REPO)
     (workdir / "play.yml").write_text(PLAYBOOK)
+    collections = collections_path(workdir / "collections")
 
     def run(monitoring_address: str, *extra: str) -> str:
         inventory = {"all": {
@@ -76,20 +68,13 @@ def converge(vm: str, tmp_path_factory: pytest.TempPathFactory) -> Converge:
                 "node_exporters": {"hosts": {vm: {"aicost_host_address": vm_address(vm)}}},
             }}}  # fmt: skip
         (workdir / "hosts.json").write_text(json.dumps(inventory))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(workdir / "collections"))
-        completed = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(workdir / "hosts.json"),
-             str(workdir / "play.yml"), *extra],
-            cwd=REPO, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        completed = run_playbook(
+            workdir / "play.yml", collections, "-i", str(workdir / "hosts.json"), *extra
+        )
         assert completed.returncode == 0, completed.stdout[-4000:]
         return completed.stdout
 
     return run
-
-
-def recap(output: str) -> str:
-    return next(line for line in output.splitlines() if " ok=" in line)
 
 
 def scrape(vm: str) -> bool:

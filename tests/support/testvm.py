@@ -40,3 +40,13 @@ def systemd_vm(prefix: str, network: str | None = None) -> Iterator[str]:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
         subprocess.run(["docker", "volume", "rm", f"{name}-docker"], capture_output=True,
                        check=False)  # fmt: skip
+
+
+def install_engine(vm: str, *images: str, packages: tuple[str, ...] = ()) -> None:
+    """Debian's Docker engine and compose in the VM, and these images of this machine loaded."""
+    sh("docker", "exec", vm, "sh", "-c",
+       "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+       " docker.io docker-cli docker-compose " + " ".join(packages))  # fmt: skip
+    for image in images:
+        saved = subprocess.run(["docker", "save", image], capture_output=True, check=True).stdout
+        sh("docker", "exec", "-i", vm, "docker", "load", "-q", input_bytes=saved)

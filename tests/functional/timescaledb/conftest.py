@@ -21,19 +21,11 @@ from pgcontainer import (
     PostgresContainer,
     postgres_container,
 )
+from playbook import collections_path
 
 REPO = Path(__file__).resolve().parents[3]
 CONTAINER_PREFIX = "b"
 ANSIBLE = REPO / ".venv" / "bin" / "ansible"
-
-
-def collections_path(tmp_root: Path) -> Path:
-    """A collections tree whose aicost/monitoring is this checkout (ansible.cfg's layout)."""
-    link = tmp_root / "ansible_collections" / "aicost" / "monitoring"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(REPO)
-    return tmp_root
 
 
 @pytest.fixture(scope="session")

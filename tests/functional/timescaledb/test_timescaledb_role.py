@@ -9,14 +9,12 @@ license, jobs inside the database) is the molecule default scenario's.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import REPO
 from pgcontainer import TIMESCALEDB_APACHE_IMAGE
-from testvm import sh, systemd_vm
+from playbook import recap, run_playbook, vm_inventory
+from testvm import install_engine, sh, systemd_vm
 
 UNITS = (
     "refresh-llm-consumption-hourly",
@@ -41,12 +39,7 @@ PLAYBOOK = """
 @pytest.fixture(scope="module")
 def vm() -> Iterator[str]:
     with systemd_vm("b") as name:
-        sh("docker", "exec", name, "sh", "-c",
-           "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
-           " docker.io docker-cli docker-compose python3-psycopg2")  # fmt: skip
-        image = subprocess.run(["docker", "save", TIMESCALEDB_APACHE_IMAGE], capture_output=True,
-                               check=True).stdout  # fmt: skip
-        sh("docker", "exec", "-i", name, "docker", "load", "-q", input_bytes=image)
+        install_engine(name, TIMESCALEDB_APACHE_IMAGE, packages=("python3-psycopg2",))
         yield name
 
 
@@ -58,21 +51,11 @@ def converge(vm: str, tmp_path_factory: pytest.TempPathFactory, ansible_collecti
     playbook.write_text(PLAYBOOK.format(image=image, tag=tag))
 
     def run(*extra: str) -> str:
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ansible_collections_path))
-        completed = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", f"{vm},",
-             "-c", "community.docker.docker", "-e", "ansible_python_interpreter=/usr/bin/python3",
-             str(playbook), *extra],
-            cwd=REPO, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        completed = run_playbook(playbook, ansible_collections_path, *vm_inventory(vm), *extra)
         assert completed.returncode == 0, completed.stdout[-4000:]
         return completed.stdout
 
     return run
-
-
-def recap(output: str) -> str:
-    return next(line for line in output.splitlines() if " ok=" in line)
 
 
 def psql(vm: str, statement: str) -> str:
