@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import orjson
 import psycopg2
 import requests
 from aiohttp import web
@@ -56,6 +57,22 @@ def running_app(config: Config, run_collectors: bool = False) -> Iterator[Runnin
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(15)
+
+
+def ingest(
+    app: RunningApp,
+    records,
+    token: str | None = None,
+    content_type: str = "application/json",
+    raw: bool = False,
+    timeout: float = 30,
+) -> requests.Response:
+    """POST records (or, with raw, a body as it is) to the app's ingest API."""
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = records if raw else orjson.dumps(records)
+    return requests.post(app.url + "/v1/ingest", data=data, headers=headers, timeout=timeout)
 
 
 def create_schema(dsn: str) -> None:

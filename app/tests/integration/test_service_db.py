@@ -7,9 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import orjson
 import requests
-from app_helpers import metric_value, running_app, wait_for_metric
+from app_helpers import ingest, metric_value, running_app, wait_for_metric
 from conftest import app_config
 from cost_monitor.config import Budget
 from cost_monitor.pricing import PriceCatalog
@@ -35,15 +34,6 @@ def batch(size, **fields):
     ]
 
 
-def post(app, records):
-    return requests.post(
-        app.url + "/v1/ingest",
-        data=orjson.dumps(records),
-        headers={"Content-Type": "application/json"},
-        timeout=30,
-    )
-
-
 def scalar(conn, query, *params):
     with conn.cursor() as cursor:
         cursor.execute(query, params)
@@ -55,7 +45,7 @@ def scalar(conn, query, *params):
 def test_ingested_batch_is_priced_and_stored(database, conn, tmp_path):
     records = [*batch(500), {**batch(1)[0], "model": "mystery-model"}]
     with running_app(app_config(database, tmp_path)) as app:
-        response = post(app, records)
+        response = ingest(app, records)
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 501, "rejected": [], "stored": "database"}
         database_up = metric_value(app.url, "llm_database_up")
@@ -92,8 +82,8 @@ def test_ingested_batch_is_priced_and_stored(database, conn, tmp_path):
 def test_resent_event_ids_are_stored_once(database, conn, tmp_path):
     records = [{**r, "event_id": str(uuid.uuid4())} for r in batch(50)]
     with running_app(app_config(database, tmp_path)) as app:
-        assert post(app, records).status_code == 200
-        assert post(app, records + batch(1)).status_code == 200
+        assert ingest(app, records).status_code == 200
+        assert ingest(app, records + batch(1)).status_code == 200
     assert scalar(conn, "SELECT count(*) FROM llm_consumption") == 51
 
 
@@ -117,16 +107,16 @@ def test_resends_are_stored_once_and_the_metrics_agree_with_the_database(databas
     untimed = [{k: v for k, v in r.items() if k != "time"} for r in records]
     with running_app(config) as app:
         for _ in range(3):
-            response = post(app, records)
+            response = ingest(app, records)
             assert response.status_code == 200, response.text
             assert response.json()["accepted"] == 50
-            untimed_response = post(app, untimed)
+            untimed_response = ingest(app, untimed)
             assert untimed_response.status_code == 422
             assert {r["field"] for r in untimed_response.json()["rejected"]} == {"time"}
         # The same record twice in one batch, and a resend beside a new record.
         twice = batch(1, event_id=str(uuid.uuid4()), cost_usd="1.5")
-        assert post(app, twice * 2).status_code == 200
-        assert post(app, [records[0], *batch(1, cost_usd="0.5")]).status_code == 200
+        assert ingest(app, twice * 2).status_code == 200
+        assert ingest(app, [records[0], *batch(1, cost_usd="0.5")]).status_code == 200
 
         rows = scalar(conn, "SELECT count(*) FROM llm_consumption")
         spend = scalar(conn, "SELECT sum(cost_usd) FROM llm_consumption")
@@ -149,7 +139,7 @@ def test_the_database_error_text_is_logged_not_sent(database, conn, tmp_path, ca
     conn.commit()
     try:
         with running_app(app_config(database, tmp_path)) as app:
-            response = post(app, batch(2, model="refuse-me"))
+            response = ingest(app, batch(2, model="refuse-me"))
     finally:
         with conn.cursor() as cursor:
             cursor.execute("ALTER TABLE llm_consumption DROP CONSTRAINT test_refuse")
@@ -170,7 +160,7 @@ def test_a_zero_byte_spool_file_is_quarantined_and_ingest_goes_on(database, conn
         )
         assert quarantined == 1
         assert requests.get(app.url + "/healthz", timeout=5).status_code == 200
-        assert post(app, batch(3)).status_code == 200
+        assert ingest(app, batch(3)).status_code == 200
         assert metric_value(app.url, "llm_spool_quarantine_batches") == 1
     assert [path.stat().st_size for path in (spool / "quarantine").iterdir()] == [0]
     assert scalar(conn, "SELECT count(*) FROM llm_consumption") == 3
@@ -179,10 +169,10 @@ def test_a_zero_byte_spool_file_is_quarantined_and_ingest_goes_on(database, conn
 def test_budget_spend_starts_from_what_the_database_holds(database, conn, tmp_path):
     config = app_config(database, tmp_path)
     with running_app(config) as app:
-        post(app, batch(3, cost_usd="1.25"))
+        ingest(app, batch(3, cost_usd="1.25"))
     config.budgets = {"search": Budget(daily_usd=10), "_all": Budget(monthly_usd=100)}
     with running_app(config) as app:
-        post(app, batch(1, cost_usd="0.5"))
+        ingest(app, batch(1, cost_usd="0.5"))
         spend = wait_for_metric(
             app.url, "llm_budget_spend_usd", 4.25, 10, 0.2, project="search", period="day"
         )
@@ -193,7 +183,7 @@ def test_budget_spend_starts_from_what_the_database_holds(database, conn, tmp_pa
 
 def test_report_prints_spend_by_provider_and_model(database, conn, tmp_path):
     with running_app(app_config(database, tmp_path)) as app:
-        post(app, batch(4, cost_usd="0.25") + batch(2, model="o3", cost_usd="1"))
+        ingest(app, batch(4, cost_usd="0.25") + batch(2, model="o3", cost_usd="1"))
     env = {**os.environ, "COST_MONITOR_DATABASE_DSN": database.dsn}
     command = [sys.executable, "-m", "cost_monitor", "report", "--by", "provider,model"]
     table = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout

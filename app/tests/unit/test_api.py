@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 import pytest
 import requests
-from app_helpers import metric_value, running_app, wait_for_metric
+from app_helpers import ingest, metric_value, running_app, wait_for_metric
 from cost_monitor.cli import main
 from cost_monitor.config import Budget, ConfigError, load_config
 from cost_monitor.service import build_runtime
@@ -39,11 +39,7 @@ def app(tmp_path):
 
 
 def post(app, body, content_type="application/json", token="s3cret", raw=False):
-    headers = {"Content-Type": content_type}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = body if raw else orjson.dumps(body)
-    return requests.post(app.url + "/v1/ingest", data=data, headers=headers, timeout=10)
+    return ingest(app, body, token=token, content_type=content_type, raw=raw)
 
 
 def metric(app, name):

@@ -11,9 +11,8 @@ import contextlib
 import subprocess
 import time
 
-import orjson
 import requests
-from app_helpers import metric_value, running_app
+from app_helpers import ingest, metric_value, running_app
 from cost_monitor.config import load_config
 from cost_monitor.sink import Sink
 
@@ -28,15 +27,6 @@ def config_for(spool_directory):
     config.spool.retry_after_seconds = 9
     config.auth.disabled = True
     return config
-
-
-def post(app, records):
-    return requests.post(
-        app.url + "/v1/ingest",
-        data=orjson.dumps(records),
-        headers={"Content-Type": "application/json"},
-        timeout=10,
-    )
 
 
 @contextlib.contextmanager
@@ -63,7 +53,7 @@ def test_a_full_disk_answers_503_and_the_writer_lives_on(tmp_path):
     with small_tmpfs(tmp_path / "spool") as spool, running_app(config_for(spool)) as app:
         statuses = []
         for _ in range(100):
-            response = post(app, [GOOD] * 20)
+            response = ingest(app, [GOOD] * 20)
             statuses.append(response.status_code)
             if response.status_code != 202:
                 break
@@ -76,20 +66,20 @@ def test_a_full_disk_answers_503_and_the_writer_lives_on(tmp_path):
         assert not list(spool.glob(".*.tmp"))  # the failed write left nothing behind
 
         remount(spool, "size=1m")  # room again
-        assert post(app, [GOOD] * 20).status_code == 202
+        assert ingest(app, [GOOD] * 20).status_code == 202
         assert len(app.runtime.sink.spool) == statuses.count(202) + 1
 
 
 def test_a_read_only_spool_answers_503_until_it_is_writable_again(tmp_path):
     with small_tmpfs(tmp_path / "spool") as spool, running_app(config_for(spool)) as app:
-        assert post(app, [GOOD]).status_code == 202
+        assert ingest(app, [GOOD]).status_code == 202
         remount(spool, "ro")
-        response = post(app, [GOOD])
+        response = ingest(app, [GOOD])
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "9"
         assert_writer_running(app)
         remount(spool, "rw")
-        assert post(app, [GOOD]).status_code == 202
+        assert ingest(app, [GOOD]).status_code == 202
         assert len(app.runtime.sink.spool) == 2
 
 
@@ -105,7 +95,7 @@ def test_a_failed_writer_is_restarted_and_its_state_shown(tmp_path, monkeypatch)
     monkeypatch.setattr(Sink, "_write", fail_once)
     with running_app(config_for(tmp_path / "spool")) as app:
         app.runtime.sink.restart_delays = (1.0, 2.0)
-        response = post(app, [GOOD])
+        response = ingest(app, [GOOD])
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "9"
         health = requests.get(app.url + "/healthz", timeout=5)
@@ -113,7 +103,7 @@ def test_a_failed_writer_is_restarted_and_its_state_shown(tmp_path, monkeypatch)
         assert health.json()["writer"] == "restarting"
         assert "injected writer failure" in health.json()["last_error"]
         assert metric_value(app.url, "llm_ingest_writer_up") == 0
-        assert post(app, [GOOD]).status_code == 503  # no waiting on a writer that is away
+        assert ingest(app, [GOOD]).status_code == 503  # no waiting on a writer that is away
 
         deadline = time.monotonic() + 10
         while requests.get(app.url + "/healthz", timeout=5).status_code != 200:
@@ -122,4 +112,4 @@ def test_a_failed_writer_is_restarted_and_its_state_shown(tmp_path, monkeypatch)
         assert_writer_running(app)
         assert metric_value(app.url, "llm_ingest_writer_up") == 1
         assert metric_value(app.url, "llm_ingest_writer_restarts_total") == 1
-        assert post(app, [GOOD]).status_code == 202
+        assert ingest(app, [GOOD]).status_code == 202
