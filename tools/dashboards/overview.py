@@ -318,7 +318,8 @@ def build() -> dict:
             "Unpriced tokens by model",
             """
             Which models the unpriced tokens belong to, in the selected time range. Empty
-            when every model has a price.
+            when every model has a price. "other" stands for every model outside the catalog
+            and metrics.models: `cost-monitor report --by provider,model` names them.
             """,
             promql(
                 "sum by (provider, model) (increase(llm_unpriced_tokens_total"
