@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AGGREGATES",
+    "CACHE_WRITE_LIFETIME_COLUMNS",
     "CONSUMPTION_MEASURES",
     "TABLES",
     "TOKEN_COLUMNS",
@@ -111,10 +112,19 @@ TOKEN_COLUMNS = (
 )
 # The token_type label value of each token column in the app's metrics ("input", ...).
 TOKEN_TYPES = {column: column[: -len("_tokens")] for column in TOKEN_COLUMNS}
+# How many of cache_write_tokens were written for a longer cache lifetime than the provider's
+# base one (5 minutes at Anthropic, 30 minutes at OpenAI); they cost more. Parts of
+# cache_write_tokens, not extra tokens: sums and rollups of the token columns stay right.
+# Added after the first release, so they come last in their tables, as ADD COLUMN put them.
+CACHE_WRITE_LIFETIME_COLUMNS = ("cache_write_1h_tokens", "cache_write_12h_tokens")
+
+
+def _count_columns(names: Sequence[str]) -> tuple[Column, ...]:
+    return tuple(Column(name, "BIGINT", nullable=False, default="0") for name in names)
 
 
 def _token_columns() -> tuple[Column, ...]:
-    return tuple(Column(name, "BIGINT", nullable=False, default="0") for name in TOKEN_COLUMNS)
+    return _count_columns(TOKEN_COLUMNS)
 
 
 def _dimension(name: str) -> Column:
@@ -143,6 +153,7 @@ LLM_CONSUMPTION = Table(
         Column("cost_source", "TEXT"),  # 'computed' | 'billed'
         Column("duration_seconds", "DOUBLE PRECISION"),
         Column("metadata", "JSONB"),
+        *_count_columns(CACHE_WRITE_LIFETIME_COLUMNS),
     ),
     # A hypertable's unique index must include its time column.
     unique=("event_id", "time"),
@@ -177,6 +188,7 @@ LLM_PROVIDER_USAGE = Table(
         Column(
             "collected_at", "TIMESTAMPTZ", nullable=False, default="now()", set_by_database=True
         ),
+        *_count_columns(CACHE_WRITE_LIFETIME_COLUMNS),
     ),
     unique=(
         "bucket_start",

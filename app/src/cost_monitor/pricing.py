@@ -26,12 +26,14 @@ from typing import Any
 import orjson
 
 from cost_monitor.records import UsageRecord
-from cost_monitor.schema import TOKEN_COLUMNS
+from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS
 
 INPUT = "input_cost_per_token"
 OUTPUT = "output_cost_per_token"
 CACHE_READ = "cache_read_input_token_cost"
 CACHE_WRITE = "cache_creation_input_token_cost"
+CACHE_WRITE_1H = "cache_creation_input_token_cost_above_1hr"
+CACHE_WRITE_12H = "cache_creation_input_token_cost_above_12hr"
 REASONING = "output_cost_per_reasoning_token"
 # Each token column's rate and, when an entry lacks it, the rate it is billed at instead
 # (a cache or reasoning token without its own rate is billed like a plain one).
@@ -44,13 +46,28 @@ TOKEN_RATES: dict[str, tuple[str, str | None]] = {
 }
 if tuple(TOKEN_RATES) != TOKEN_COLUMNS:
     raise RuntimeError("pricing.TOKEN_RATES must price exactly schema.TOKEN_COLUMNS, in order")
+# The longer cache-write lifetimes' rates; a missing one is billed at the base write rate.
+LIFETIME_RATES: dict[str, str] = dict(
+    zip(CACHE_WRITE_LIFETIME_COLUMNS, (CACHE_WRITE_1H, CACHE_WRITE_12H), strict=True)
+)
+# Every count pricing reads, in the order ModelPrice.cost_of_counts takes them.
+PRICED_COLUMNS = (*TOKEN_COLUMNS, *CACHE_WRITE_LIFETIME_COLUMNS)
+_WRITES = TOKEN_COLUMNS.index("cache_write_tokens")
 # The columns that make up the prompt, whose size selects a long-context tier.
 PROMPT_TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens")
 _PROMPT_POSITIONS = tuple(TOKEN_COLUMNS.index(column) for column in PROMPT_TOKEN_COLUMNS)
-_token_counts = operator.attrgetter(*TOKEN_COLUMNS)
-_TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
+_priced_counts = operator.attrgetter(*PRICED_COLUMNS)
+_TIER_KEY = re.compile(r"_above_(\d+)(k?)_tokens")
+# The batch discount every provider of the stack publishes (50 %), where an entry has no
+# batch rate of its own.
+BATCH_DISCOUNT = Decimal("0.5")
+SERVICE_TIER_SUFFIXES = {"flex": "_flex", "priority": "_priority"}
+# Normalisations of a model name, tried when no entry has the exact name. Each strips one
+# kind of variant; it is used only when every entry of that kind has the same prices.
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
-_BEDROCK_REGION_PREFIX = re.compile(r"^(us|eu|apac|au|jp|global|us-gov|ca|sa)\.")
+_BEDROCK_VERSION = re.compile(r"(-v\d+(:\d+)?)$")
+_REGION_PREFIX = re.compile(r"^(us|eu|apac|au|jp|in|ca|sa|global|us-gov)\.")
+_VERTEX_DEFAULT = "@default"
 
 # Where each provider's models live in the LiteLLM key space, most specific first.
 PROVIDER_KEY_PREFIXES: dict[str, tuple[str, ...]] = {
@@ -86,6 +103,10 @@ def is_model_key(key: str) -> bool:
 def is_token_rate(name: str) -> bool:
     """Whether an entry field is a USD-per-token rate (base, tier or mode variant)."""
     return "cost" in name and "token" in name
+
+
+def _multiplier(value: Any) -> Decimal | None:
+    return Decimal(str(value)) if type(value) in (int, float) and value > 0 else None
 
 
 def token_rates(entry: Mapping[str, Any]) -> dict[str, Decimal]:
@@ -131,6 +152,30 @@ def file_date(path: Path) -> date:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
 
 
+def uplifts(entry: Mapping[str, Any]) -> dict[str, Decimal]:
+    """The entry's price multipliers by where a request ran: data residency or region.
+
+    Keys: ``eu``/``us`` (OpenAI regional processing), ``fedramp`` (OpenAI's FedRAMP
+    endpoint), ``us`` (Anthropic's US-only inference, ``provider_specific_entry``) and
+    ``regional`` (any Vertex AI location but ``global``).
+    """
+    found: dict[str, Decimal] = {}
+    for residency in ("eu", "us"):
+        value = _multiplier(entry.get(f"regional_processing_uplift_multiplier_{residency}"))
+        if value is not None:
+            found[residency] = value
+    specific = entry.get("provider_specific_entry")
+    if isinstance(specific, Mapping) and (value := _multiplier(specific.get("us"))):
+        found["us"] = value
+    for name, field_name in (
+        ("fedramp", "fedramp_uplift_multiplier"),
+        ("regional", "regional_endpoint_uplift_multiplier"),
+    ):
+        if (value := _multiplier(entry.get(field_name))) is not None:
+            found[name] = value
+    return found
+
+
 @dataclass(frozen=True)
 class ModelPrice:
     """One catalog entry with its per-token rates as Decimals (exact, never binary floats)."""
@@ -138,8 +183,9 @@ class ModelPrice:
     key: str
     rates: Mapping[str, Decimal]
     tiers: tuple[int, ...]  # prompt sizes in tokens above which a long-context rate applies
-    # (tier, mode) -> one rate per token column, worked out once (pricing is on the hot path).
-    _rate_rows: dict[tuple[str, str], tuple[Decimal, ...]] = field(
+    multipliers: Mapping[str, Decimal] = field(default_factory=dict)
+    # (tier, mode) -> one rate per priced column, worked out once (pricing is on the hot path).
+    _rate_rows: dict[tuple[int, str], tuple[Decimal, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -148,57 +194,125 @@ class ModelPrice:
         rates = token_rates(entry)
         if INPUT not in rates and OUTPUT not in rates:
             return None
-        tiers = sorted(
-            (int(match.group(1)) * 1000 for name in rates if (match := _TIER_KEY.match(name))),
-            reverse=True,
+        tiers = {
+            int(match.group(1)) * (1000 if match.group(2) else 1)
+            for name in rates
+            for match in _TIER_KEY.finditer(name)
+        }
+        return cls(
+            key=key,
+            rates=rates,
+            tiers=tuple(sorted(tiers, reverse=True)),
+            multipliers=uplifts(entry),
         )
-        return cls(key=key, rates=rates, tiers=tuple(tiers))
 
-    def rate(self, base: str, tier: str, mode: str) -> Decimal | None:
-        """The rate for ``base`` in a tier and mode, falling back to the plainer rate.
+    def signature(self) -> tuple[Any, ...]:
+        """What makes two entries price alike (normalisation accepts only alike entries)."""
+        return tuple(sorted(self.rates.items())), tuple(sorted(self.multipliers.items()))
 
-        A missing tier+mode rate falls back to the tier rate (never to the cheaper base+mode
-        one), so a gap in the catalog can over-state a cost but never under-state it.
-        """
-        tiered = base + tier if tier and base + tier in self.rates else base
-        for name in (tiered + mode, tiered) if mode else (tiered,):
+    def standard_rate(self, base: str, crossed: Sequence[int], suffix: str) -> Decimal | None:
+        """``base`` for a service tier (``suffix``) at the highest crossed long-context tier
+        that prices it, else the flat rate; a missing service-tier rate is the standard one."""
+        for size in crossed:
+            tiered = f"{base}_above_{_tier_name(size)}_tokens"
+            for name in (tiered + suffix, tiered) if suffix else (tiered,):
+                if name in self.rates:
+                    return self.rates[name]
+        for name in (base + suffix, base) if suffix else (base,):
             if name in self.rates:
                 return self.rates[name]
         return None
+
+    def batch_rate(self, base: str, crossed: Sequence[int]) -> Decimal | None:
+        """``base`` for the batch API: the entry's batch rate for the tier, else the
+        standard rate of the tier at the entry's batch discount (50 % without one)."""
+        standard = self.standard_rate(base, crossed, "")
+        if standard is None:
+            return None
+        flat, flat_batch = self.rates.get(base), self.rates.get(base + "_batches")
+        for size in crossed:
+            tiered = f"{base}_above_{_tier_name(size)}_tokens"
+            if tiered + "_batches" in self.rates:
+                return self.rates[tiered + "_batches"]
+            if tiered in self.rates:
+                break
+        else:
+            if flat_batch is not None:
+                return flat_batch
+        if flat and flat_batch is not None:
+            return standard * flat_batch / flat
+        return standard * BATCH_DISCOUNT
+
+    def rate(self, base: str, crossed: Sequence[int], mode: str) -> Decimal | None:
+        if mode == "_batches":
+            return self.batch_rate(base, crossed)
+        return self.standard_rate(base, crossed, mode)
+
+    def multiplier(self, data_residency: str | None, region: str | None) -> Decimal:
+        factor = Decimal(1)
+        if data_residency and data_residency in self.multipliers:
+            factor *= self.multipliers[data_residency]
+        if region and region != "global" and "regional" in self.multipliers:
+            factor *= self.multipliers["regional"]
+        return factor
 
     def cost(
         self,
         tokens: Mapping[str, int],
         batch: bool = False,
         service_tier: str | None = None,
+        data_residency: str | None = None,
+        region: str | None = None,
     ) -> Decimal:
-        """USD for token counts keyed by token column (``input_tokens``, ...; missing = 0)."""
-        counts = tuple(tokens.get(column, 0) for column in TOKEN_COLUMNS)
-        return self.cost_of_counts(counts, batch, service_tier)
+        """USD for token counts keyed by priced column (``input_tokens``, ...; missing = 0)."""
+        counts = tuple(tokens.get(column, 0) for column in PRICED_COLUMNS)
+        return self.cost_of_counts(counts, batch, service_tier, data_residency, region)
 
     def cost_of_counts(
-        self, counts: Sequence[int], batch: bool = False, service_tier: str | None = None
+        self,
+        counts: Sequence[int],
+        batch: bool = False,
+        service_tier: str | None = None,
+        data_residency: str | None = None,
+        region: str | None = None,
     ) -> Decimal:
-        """USD for one count per token column, in schema.TOKEN_COLUMNS order."""
+        """USD for one count per priced column, in PRICED_COLUMNS order.
+
+        cache_write_tokens counts the writes of every lifetime; the 1-hour and 12-hour
+        counts say how many of them are billed at their longer lifetime's rate.
+        """
         prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
-        tier = next((f"_above_{size // 1000}k_tokens" for size in self.tiers if prompt > size), "")
-        mode = "_batches" if batch else (f"_{service_tier}" if service_tier else "")
+        tier = next((size for size in self.tiers if prompt > size), 0)
+        mode = "_batches" if batch else SERVICE_TIER_SUFFIXES.get(service_tier or "", "")
         rates = self._rate_rows.get((tier, mode))
         if rates is None:
             rates = self._rate_rows[(tier, mode)] = self._rate_row(tier, mode)
+        base_writes = counts[_WRITES] - sum(counts[len(TOKEN_COLUMNS) :])
         total = counts[0] * rates[0]
-        for count, rate in zip(counts[1:], rates[1:], strict=True):
-            total += count * rate
+        for position in range(1, len(rates)):
+            count = base_writes if position == _WRITES else counts[position]
+            total += count * rates[position]
+        if data_residency or region:
+            total *= self.multiplier(data_residency, region)
         return total
 
-    def _rate_row(self, tier: str, mode: str) -> tuple[Decimal, ...]:
+    def _rate_row(self, tier: int, mode: str) -> tuple[Decimal, ...]:
+        crossed = [size for size in self.tiers if size <= tier] if tier else []
         row = []
         for rate_name, fallback_name in TOKEN_RATES.values():
-            rate = self.rate(rate_name, tier, mode)
+            rate = self.rate(rate_name, crossed, mode)
             if rate is None and fallback_name is not None:
-                rate = self.rate(fallback_name, tier, mode)
+                rate = self.rate(fallback_name, crossed, mode)
             row.append(Decimal(0) if rate is None else rate)
+        base_write = row[_WRITES]
+        for rate_name in LIFETIME_RATES.values():
+            rate = self.rate(rate_name, crossed, mode)
+            row.append(base_write if rate is None else rate)
         return tuple(row)
+
+
+def _tier_name(size: int) -> str:
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
 
 
 class PriceCatalog:
@@ -233,6 +347,7 @@ class PriceCatalog:
         for key, entry in model_entries(entries).items():
             self._entries.setdefault(key, {}).update(entry)
         self._lookups = {}
+        self._variants: dict[tuple[str, str], set[tuple[Any, ...]]] | None = None
 
     def taken_timestamp(self) -> float | None:
         """Unix time of the UTC midnight starting the day the prices were taken."""
@@ -268,41 +383,96 @@ class PriceCatalog:
         provider: str,
         batch: bool = False,
         service_tier: str | None = None,
+        data_residency: str | None = None,
+        region: str | None = None,
         **tokens: int,
     ) -> Decimal | None:
-        """USD cost of the tokens (keyword per token column, e.g. ``input_tokens=``), or None
-        when the model has no price in the catalog."""
-        unknown = set(tokens) - set(TOKEN_RATES)
+        """USD cost of the tokens (keyword per priced column, e.g. ``input_tokens=``), or
+        None when the model has no price in the catalog."""
+        unknown = set(tokens) - set(PRICED_COLUMNS)
         if unknown:
             raise TypeError(f"not token columns: {sorted(unknown)}")
         found = self.lookup(model, provider)
-        return None if found is None else found.cost(tokens, batch, service_tier)
+        if found is None:
+            return None
+        return found.cost(tokens, batch, service_tier, data_residency, region)
 
     def _find(self, model: str, provider: str) -> ModelPrice | None:
-        for key in candidate_keys(model, provider):
-            entry = self._entries.get(key)
-            if entry is not None:
-                found = ModelPrice.from_entry(key, entry)
-                if found is not None:
+        for name, stripped in normalised_names(model):
+            for key in provider_keys(name, provider):
+                entry = self._entries.get(key)
+                found = None if entry is None else ModelPrice.from_entry(key, entry)
+                if found is None:
+                    continue
+                if all(self._alike(key, kind) for kind in stripped):
                     return found
+                return None  # a variant priced unlike its siblings: never guess which
         return None
+
+    def _alike(self, key: str, kind: str) -> bool:
+        """Whether every entry differing from ``key`` only by a ``kind`` variant (a date,
+        a region) has the same prices, so a variant the catalog lacks costs the same too."""
+        if self._variants is None:
+            self._variants = {}
+            for other, entry in self._entries.items():
+                price = ModelPrice.from_entry(other, entry)
+                if price is None:
+                    continue
+                for variant_kind, strip in VARIANT_KINDS.items():
+                    bare = strip(other)
+                    if bare != other:
+                        signatures = self._variants.setdefault((variant_kind, bare), set())
+                        signatures.add(price.signature())
+        found = ModelPrice.from_entry(key, self._entries[key])
+        siblings = self._variants.get((kind, VARIANT_KINDS[kind](key)), set())
+        return found is not None and siblings <= {found.signature()}
+
+
+def _strip_snapshot(name: str) -> str:
+    return _DATE_SUFFIX.sub("", _BEDROCK_VERSION.sub("", name))
+
+
+def _strip_region(name: str) -> str:
+    prefix, slash, rest = name.rpartition("/")
+    return prefix + slash + _REGION_PREFIX.sub("", rest)
+
+
+# Kinds of name variant that normalisation may strip, with the function that strips each.
+VARIANT_KINDS = {"snapshot": _strip_snapshot, "region": _strip_region}
+
+
+def normalised_names(model: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Names to look a model up by, exact first, each with the variant kinds it strips.
+
+    Vertex AI's ``@default`` names the default version and is dropped without a check.
+    """
+    exact = model.removesuffix(_VERTEX_DEFAULT) if model.endswith(_VERTEX_DEFAULT) else model
+    names = [(exact, ())]
+    regionless = _strip_region(exact)
+    if regionless != exact:
+        names.append((regionless, ("region",)))
+    for name, stripped in list(names):
+        undated = _strip_snapshot(name)
+        if undated != name:
+            names.append((undated, (*stripped, "snapshot")))
+    return names
+
+
+def provider_keys(name: str, provider: str) -> list[str]:
+    """The catalog keys a provider's model name may have, most specific first."""
+    keys: list[str] = []
+    for prefix in PROVIDER_KEY_PREFIXES.get(provider, ("",)):
+        key = name if name.startswith(prefix) else prefix + name
+        if key not in keys:
+            keys.append(key)
+    return keys
 
 
 def candidate_keys(model: str, provider: str) -> list[str]:
     """Catalog keys to try for a model, most specific first."""
-    names = [model]
-    if provider == "aws.bedrock":
-        bare = _BEDROCK_REGION_PREFIX.sub("", model)
-        names += [bare, re.sub(r"-v\d+(:\d+)?$", "", bare)]
-    undated = _DATE_SUFFIX.sub("", model)
-    names.append(undated)
-    prefixes = PROVIDER_KEY_PREFIXES.get(provider, ("",))
     keys: list[str] = []
-    for name in names:
-        for prefix in prefixes:
-            key = name if name.startswith(prefix) else prefix + name
-            if key not in keys:
-                keys.append(key)
+    for name, _ in normalised_names(model):
+        keys += [key for key in provider_keys(name, provider) if key not in keys]
     return keys
 
 
@@ -325,6 +495,11 @@ def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None
             continue
         found = catalog.lookup(record.model, record.provider)
         if found is not None:
-            counts = _token_counts(record)
-            record.cost_usd = found.cost_of_counts(counts, record.batch, record.service_tier)
+            record.cost_usd = found.cost_of_counts(
+                _priced_counts(record),
+                record.batch,
+                record.service_tier,
+                record.data_residency,
+                record.region,
+            )
             record.cost_source = "computed"

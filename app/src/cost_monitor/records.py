@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from cost_monitor.schema import TOKEN_COLUMNS
+from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS
 
 # OTel gen_ai.provider.name values (plus the ones LLM gateways commonly emit).
 KNOWN_PROVIDERS = frozenset(
@@ -64,6 +64,11 @@ def canonical_provider(name: str) -> str:
 
 STATUSES = frozenset({"ok", "error", "timeout", "cancelled", "rate_limited", "content_filtered"})
 SERVICE_TIERS = frozenset({"flex", "priority"})
+# Where a request was processed, when the provider charges more for it: OpenAI's regional
+# processing ("eu", "us") and FedRAMP endpoint, Anthropic's US-only inference ("us").
+DATA_RESIDENCIES = frozenset({"global", "us", "eu", "fedramp"})
+# A cloud location such as Vertex AI's "us-east5" or "global" (regional endpoints cost more).
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 # Alias -> canonical field. Native names win when a record carries both.
 FIELD_ALIASES = {
@@ -77,6 +82,11 @@ FIELD_ALIASES = {
     "duration": "duration_seconds",
     "cache_creation_tokens": "cache_write_tokens",
     "cached_tokens": "cache_read_tokens",
+    # Anthropic's usage names (its input_tokens already exclude cached tokens, as ours do).
+    "cache_creation_input_tokens": "cache_write_tokens",
+    "cache_read_input_tokens": "cache_read_tokens",
+    "ephemeral_1h_input_tokens": "cache_write_1h_tokens",
+    "ephemeral_12h_input_tokens": "cache_write_12h_tokens",
 }
 # OTel token counts are totals (input includes cached, output includes reasoning); the record
 # keeps the parts apart, so these are converted rather than renamed.
@@ -89,7 +99,7 @@ OTEL_TOKEN_PARTS = {
 }
 
 ALIAS_NAMES = frozenset([*FIELD_ALIASES, *OTEL_TOKEN_PARTS, OTEL_INPUT_TOTAL, OTEL_OUTPUT_TOTAL])
-TOKEN_FIELDS = TOKEN_COLUMNS
+TOKEN_FIELDS = (*TOKEN_COLUMNS, *CACHE_WRITE_LIFETIME_COLUMNS)
 OPTIONAL_TEXT_FIELDS = ("project", "customer_id", "user_id", "api_key_id", "feature", "request_id")
 MAX_TEXT_LENGTH = 256
 MAX_MODEL_LENGTH = 200
@@ -133,6 +143,10 @@ class UsageRecord:
     metadata: dict[str, Any] | None = None
     batch: bool = False
     service_tier: str | None = None
+    data_residency: str | None = None
+    region: str | None = None
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens
+    cache_write_12h_tokens: int = 0  # of cache_write_tokens
 
     @property
     def total_tokens(self) -> int:
@@ -353,6 +367,18 @@ class _Context:
             problems.append(
                 ("service_tier", f"must be one of {sorted(SERVICE_TIERS)}", "out_of_range")
             )
+        residency = item.get("data_residency")
+        if residency is not None and (
+            not isinstance(residency, str) or residency not in DATA_RESIDENCIES
+        ):
+            problems.append(
+                ("data_residency", f"must be one of {sorted(DATA_RESIDENCIES)}", "out_of_range")
+            )
+        region = item.get("region")
+        if region is not None and (not isinstance(region, str) or not _REGION.fullmatch(region)):
+            problems.append(
+                ("region", "must be a cloud location such as us-east5 or global", "wrong_type")
+            )
         if problems:
             return None, problems
         return (
@@ -370,6 +396,8 @@ class _Context:
                 metadata=metadata,
                 batch=batch,
                 service_tier=tier,
+                data_residency=residency,
+                region=region,
                 **texts,
                 **tokens,
             ),
@@ -387,21 +415,39 @@ class _Context:
                 counts[name] = value
             else:
                 self._token_count(name, value, problems)
+        if counts.keys().isdisjoint(CACHE_WRITE_LIFETIME_COLUMNS):
+            return counts
+        self._cache_write_lifetimes(counts, problems)
         return counts
+
+    @staticmethod
+    def _cache_write_lifetimes(counts: dict[str, int], problems: list[Problem]) -> None:
+        """cache_write_tokens is the total of every lifetime; without it, the parts' sum."""
+        longer = sum(counts.get(name, 0) for name in CACHE_WRITE_LIFETIME_COLUMNS)
+        total = counts.setdefault("cache_write_tokens", longer)
+        if longer > total:
+            problems.append(
+                (
+                    "cache_write_tokens",
+                    f"{total} is the total of cache writes, but the 1-hour and 12-hour writes"
+                    f" alone are {longer}",
+                    "inconsistent",
+                )
+            )
 
     def _tokens(
         self, raw: Mapping[str, Any], item: Mapping[str, Any], problems: list[Problem]
     ) -> dict[str, int]:
         counts: dict[str, int] = {}
         for name in TOKEN_FIELDS:
-            value = item.get(name, 0)
-            if self._token_count(name, value, problems):
-                counts[name] = value
+            if name in item and self._token_count(name, item[name], problems):
+                counts[name] = item[name]
         for alias, name in OTEL_TOKEN_PARTS.items():
             if name not in item and alias in raw:
                 value = raw[alias]
                 if self._token_count(alias, value, problems):
                     counts[name] = value
+        self._cache_write_lifetimes(counts, problems)
         # OTel totals: the uncached/visible part is what remains after the named parts.
         for alias, name, parts in (
             (OTEL_INPUT_TOTAL, "input_tokens", ("cache_read_tokens", "cache_write_tokens")),

@@ -80,6 +80,8 @@ def encode_rows(records: Iterable[UsageRecord]) -> bytes:
                     _text(r.cost_source),
                     NULL if r.duration_seconds is None else repr(r.duration_seconds),
                     NULL if r.metadata is None else _text(orjson.dumps(r.metadata).decode()),
+                    str(r.cache_write_1h_tokens),
+                    str(r.cache_write_12h_tokens),
                 )
             )
         )

@@ -72,6 +72,7 @@ def usage_buckets_from_page(
                 cache_read_tokens=count_field(result, "cache_read_input_tokens"),
                 cache_write_tokens=count_field(cache_creation, "ephemeral_5m_input_tokens")
                 + count_field(cache_creation, "ephemeral_1h_input_tokens"),
+                cache_write_1h_tokens=count_field(cache_creation, "ephemeral_1h_input_tokens"),
                 # Thinking tokens are billed and reported inside output_tokens.
                 output_tokens=count_field(result, "output_tokens"),
             )

@@ -21,12 +21,23 @@ def test_consumption_columns_follow_the_contract():
         "user_id", "api_key_id", "feature", "request_id", "source", "status",
         "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
         "reasoning_tokens", "cost_usd", "cost_source", "duration_seconds", "metadata",
+        "cache_write_1h_tokens", "cache_write_12h_tokens",
     ]  # fmt: skip
     table = schema.TABLES["llm_consumption"]
     assert table.column("cost_usd") == schema.Column("cost_usd", "NUMERIC(20,10)")
     assert table.column("operation").default == "'chat'"
-    for name in schema.TOKEN_COLUMNS:
+    for name in (*schema.TOKEN_COLUMNS, *schema.CACHE_WRITE_LIFETIME_COLUMNS):
         assert table.column(name) == schema.Column(name, "BIGINT", nullable=False, default="0")
+
+
+def test_cache_write_lifetimes_are_parts_of_the_total_so_rollups_keep_their_definition():
+    measured = {measure.name for measure in schema.CONSUMPTION_MEASURES}
+    assert "cache_write_tokens" in measured
+    assert measured.isdisjoint(schema.CACHE_WRITE_LIFETIME_COLUMNS)
+    for table in ("llm_consumption", "llm_provider_usage"):
+        # Added after the first release: last, where ADD COLUMN puts them on an upgrade.
+        names = schema.written_columns(table)
+        assert names[-2:] == list(schema.CACHE_WRITE_LIFETIME_COLUMNS)
 
 
 @pytest.mark.parametrize("table", list(schema.TABLES.values()), ids=lambda t: t.name)
@@ -55,7 +66,9 @@ def test_create_table_sql_carries_the_natural_key():
 def test_written_columns_leave_out_what_the_database_sets():
     written = schema.written_columns("llm_provider_usage")
     assert "collected_at" not in written
-    assert written == schema.column_names("llm_provider_usage")[:-1]
+    assert written == [
+        name for name in schema.column_names("llm_provider_usage") if name != "collected_at"
+    ]
     assert schema.written_columns("llm_consumption") == schema.column_names("llm_consumption")
 
 
