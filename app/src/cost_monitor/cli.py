@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 from cost_monitor.config import Config, ConfigError, load_config
-from cost_monitor.pricing import PriceCatalog
-from cost_monitor.schema import TOKEN_COLUMNS
+from cost_monitor.pricing import PRICED_COLUMNS, PriceCatalog
+from cost_monitor.records import DATA_RESIDENCIES, SERVICE_TIERS
 
 log = logging.getLogger("cost_monitor")
 
@@ -63,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     prices.add_argument("--file", action="append", default=[], help="extra LiteLLM price file")
     prices.add_argument("--quote", metavar="MODEL", help="compute the cost of token counts")
     prices.add_argument("--provider", default="openai", help="OTel provider name for --quote")
-    for column in TOKEN_COLUMNS:  # --input-tokens, --cache-read-tokens, ...
+    for column in PRICED_COLUMNS:  # --input-tokens, --cache-read-tokens, ...
         prices.add_argument("--" + column.replace("_", "-"), type=int, default=0)
     prices.add_argument("--batch", action="store_true", help="batch API prices")
+    prices.add_argument("--service-tier", choices=sorted(SERVICE_TIERS))
+    prices.add_argument("--data-residency", choices=sorted(DATA_RESIDENCIES))
+    prices.add_argument("--region", help="cloud location, e.g. us-east5 (Vertex AI)")
     prices.set_defaults(run=run_prices)
 
     report = commands.add_parser("report", help="spend from the database")
@@ -156,11 +159,25 @@ def run_prices(config: Config, args: argparse.Namespace) -> int:
     pattern = args.words[0] if args.words else ""
     catalog = load_catalog(config, args.file)
     if args.quote:
-        tokens = {column: getattr(args, column) for column in TOKEN_COLUMNS}
-        cost = catalog.price(args.quote, args.provider, batch=args.batch, **tokens)
+        tokens = {column: getattr(args, column) for column in PRICED_COLUMNS}
+        cost = catalog.price(
+            args.quote,
+            args.provider,
+            batch=args.batch,
+            service_tier=args.service_tier,
+            data_residency=args.data_residency,
+            region=args.region,
+            **tokens,
+        )
         found = catalog.lookup(args.quote, args.provider)
         if cost is None or found is None:
             print(f"{args.quote} ({args.provider}): no price in the catalog", file=sys.stderr)
+            if resembles := catalog.refused.get((args.provider, args.quote)):
+                print(
+                    f"it is a variant of {resembles}, whose variants (dates, regions) are"
+                    " priced differently: add the exact model to prices.files or overrides",
+                    file=sys.stderr,
+                )
             return 1
         print(f"{cost:.10f} USD  ({found.key})")
         return 0

@@ -321,7 +321,6 @@ class PriceCatalog:
     def __init__(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
         self._entries: dict[str, dict[str, Any]] = {}
         self.merge(entries)
-        self._lookups: dict[tuple[str, str], ModelPrice | None] = {}
         # The newest date among the sources' prices_taken (or file mtimes); not overrides.
         self.taken: date | None = taken_on(entries)
 
@@ -346,7 +345,9 @@ class PriceCatalog:
         """Add entries; an entry for a known key updates only the fields it names."""
         for key, entry in model_entries(entries).items():
             self._entries.setdefault(key, {}).update(entry)
-        self._lookups = {}
+        self._lookups: dict[tuple[str, str], ModelPrice | None] = {}
+        # (provider, model) -> the entry it resembles but was not priced as (see _alike).
+        self.refused: dict[tuple[str, str], str] = {}
         self._variants: dict[tuple[str, str], set[tuple[Any, ...]]] | None = None
 
     def taken_timestamp(self) -> float | None:
@@ -368,7 +369,7 @@ class PriceCatalog:
         cache_key = (provider, model)
         if cache_key not in self._lookups:
             if len(self._lookups) >= MAX_CACHED_LOOKUPS:  # junk model names must not grow it
-                self._lookups = {}
+                self._lookups, self.refused = {}, {}
             self._lookups[cache_key] = self._find(model, provider)
         return self._lookups[cache_key]
 
@@ -406,7 +407,9 @@ class PriceCatalog:
                     continue
                 if all(self._alike(key, kind) for kind in stripped):
                     return found
-                return None  # a variant priced unlike its siblings: never guess which
+                # A variant of an entry whose variants are priced unlike: never guess which.
+                self.refused[(provider, model)] = key
+                return None
         return None
 
     def _alike(self, key: str, kind: str) -> bool:

@@ -171,3 +171,89 @@ def test_overrides_do_not_date_the_catalog():
     overridden = PriceCatalog.load(overrides={"gpt-5": {"input_cost_per_token": 2e-06}})
     assert overridden.taken == date(2026, 11, 28)
     assert PriceCatalog.load(include_builtin=False, overrides={"m": {}}).taken_timestamp() is None
+
+
+ANTHROPIC = {
+    "litellm_provider": "anthropic",
+    "input_cost_per_token": 3e-06,
+    "output_cost_per_token": 1.5e-05,
+    "cache_read_input_token_cost": 3e-07,
+    "cache_creation_input_token_cost": 3.75e-06,
+    "cache_creation_input_token_cost_above_1hr": 6e-06,
+    "input_cost_per_token_batches": 1.5e-06,
+    "output_cost_per_token_batches": 7.5e-06,
+    "input_cost_per_token_above_200k_tokens": 6e-06,
+    "output_cost_per_token_above_200k_tokens": 2.25e-05,
+    "provider_specific_entry": {"us": 1.1, "fast": 6.0},
+}
+
+
+def test_cache_writes_are_billed_by_lifetime_and_an_unpriced_lifetime_at_the_base_rate():
+    priced = catalog(m=ANTHROPIC)
+    # 1,000 writes of which 400 for an hour: 600 at 5-minute, 400 at 1-hour rates.
+    cost = priced.price("m", "anthropic", cache_write_tokens=1000, cache_write_1h_tokens=400)
+    assert cost == 600 * Decimal("3.75e-06") + 400 * Decimal("6e-06")
+    # No 12-hour rate in the entry: those writes cost what a base write costs.
+    twelve = priced.price("m", "anthropic", cache_write_tokens=10, cache_write_12h_tokens=10)
+    assert twelve == 10 * Decimal("3.75e-06")
+
+
+def test_batch_without_a_batch_rate_is_half_the_rate_of_its_long_context_tier():
+    priced = catalog(m=ANTHROPIC)
+    short = priced.price("m", "anthropic", batch=True, input_tokens=1000, cache_read_tokens=1000)
+    # The entry's batch rate for input; cache reads have none: half their standard rate.
+    assert short == 1000 * Decimal("1.5e-06") + 1000 * Decimal("1.5e-07")
+    long = priced.price("m", "anthropic", batch=True, input_tokens=200_001, output_tokens=10)
+    # Above 200k: the long-context rates at the entry's batch discount (1.5e-6 / 3e-6).
+    assert long == 200_001 * Decimal("3e-06") + 10 * Decimal("1.125e-05")
+
+
+def test_uplifts_multiply_every_token_by_where_the_request_ran():
+    openai = {
+        "input_cost_per_token": 1e-06,
+        "output_cost_per_token": 2e-06,
+        "regional_processing_uplift_multiplier_eu": 1.1,
+        "fedramp_uplift_multiplier": 1.2,
+    }
+    vertex = {**openai, "regional_endpoint_uplift_multiplier": 1.1}
+    priced = catalog(o=openai, a=ANTHROPIC, v=vertex)
+    plain = priced.price("o", "openai", input_tokens=1000, output_tokens=1000)
+    eu = priced.price("o", "openai", data_residency="eu", input_tokens=1000, output_tokens=1000)
+    assert eu == plain * Decimal("1.1")
+    assert priced.price("o", "openai", data_residency="fedramp", input_tokens=1000) == Decimal(
+        "0.0012"
+    )
+    assert priced.price("o", "openai", data_residency="us", input_tokens=1000) == Decimal("0.001")
+    assert priced.price("a", "anthropic", data_residency="us", input_tokens=1000) == Decimal(
+        "0.0033"
+    )
+    assert priced.price("v", "openai", region="us-east5", input_tokens=1000) == Decimal("0.0011")
+    assert priced.price("v", "openai", region="global", input_tokens=1000) == Decimal("0.001")
+
+
+def test_a_dated_snapshot_keeps_its_own_price_and_an_unknown_one_is_not_guessed():
+    base = {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05}
+    may = {"input_cost_per_token": 5e-06, "output_cost_per_token": 1.5e-05}
+    priced = catalog(**{"gpt-4o": base, "gpt-4o-2024-05-13": may})
+    assert priced.priced_key("gpt-4o-2024-05-13", "openai") == "gpt-4o-2024-05-13"
+    # Snapshots of gpt-4o are not all priced alike: an unknown one has no price.
+    assert priced.price("gpt-4o-2099-01-01", "openai", input_tokens=1) is None
+    alike = catalog(**{"gpt-5": base, "gpt-5-2025-08-07": base})
+    assert alike.priced_key("gpt-5-2099-01-01", "openai") == "gpt-5"
+
+
+def test_region_prefixes_normalise_only_to_alike_priced_ids():
+    base = {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05}
+    premium = {"input_cost_per_token": 3.3e-06, "output_cost_per_token": 1.65e-05}
+    model = "anthropic.claude-x-20250929-v1:0"
+    priced = catalog(**{model: base, "global." + model: base, "jp." + model: premium})
+    assert priced.priced_key("jp." + model, "aws.bedrock") == "jp." + model
+    # au. is not in the catalog, and regional ids of this model differ: no price.
+    assert priced.priced_key("au." + model, "aws.bedrock") is None
+    plain = catalog(**{model: base, "global." + model: base})
+    assert plain.priced_key("us." + model, "aws.bedrock") == model
+
+
+def test_vertex_default_version_names_the_model():
+    priced = catalog(**{"vertex_ai/gemini-9-pro": {"input_cost_per_token": 1e-06}})
+    assert priced.priced_key("gemini-9-pro@default", "gcp.vertex_ai") == "vertex_ai/gemini-9-pro"

@@ -102,6 +102,46 @@ def test_otel_names_are_aliases_and_totals_are_split_into_parts():
     assert record.time == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
+def test_cache_writes_by_lifetime_are_parts_of_the_write_total():
+    anthropic_usage = good(
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        cache_creation_input_tokens=1000,
+        ephemeral_1h_input_tokens=400,
+        cache_read_input_tokens=50,
+    )
+    only_parts = good(cache_write_1h_tokens=30, cache_write_12h_tokens=20)
+    first, second = parse([anthropic_usage, only_parts]).records
+    assert (first.cache_write_tokens, first.cache_write_1h_tokens, first.cache_read_tokens) == (
+        1000,
+        400,
+        50,
+    )
+    # Without a total, the total is the sum of the lifetimes given.
+    assert (second.cache_write_tokens, second.cache_write_1h_tokens) == (50, 30)
+    assert second.cache_write_12h_tokens == 20
+
+
+def test_longer_lived_writes_beyond_the_write_total_are_rejected():
+    rejection = only_rejection([good(cache_write_tokens=10, cache_write_1h_tokens=11)])
+    assert (rejection.field, rejection.code) == ("cache_write_tokens", "inconsistent")
+    otel = {
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.cache_creation.input_tokens": 5,
+        "ephemeral_1h_input_tokens": 6,
+    }
+    assert only_rejection([otel]).field == "cache_write_tokens"
+
+
+def test_where_a_request_ran_is_kept_for_pricing_and_checked():
+    (record,) = parse([good(data_residency="eu", region="us-east5")]).records
+    assert (record.data_residency, record.region) == ("eu", "us-east5")
+    assert only_rejection([good(data_residency="EU")]).field == "data_residency"
+    assert only_rejection([good(region="us east")]).field == "region"
+
+
 def test_otel_total_smaller_than_its_parts_is_rejected():
     rejection = only_rejection(
         [
