@@ -79,6 +79,34 @@ def test_ingested_batch_is_priced_and_stored(database, conn, tmp_path):
     assert unpriced == records[-1]["input_tokens"]
 
 
+def test_cache_write_lifetimes_and_residency_are_priced_and_stored(database, conn, tmp_path):
+    record = {
+        "time": datetime.now(UTC).isoformat(),
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "input_tokens": 1000,
+        "cache_creation_input_tokens": 10_000,
+        "ephemeral_1h_input_tokens": 8000,
+        "output_tokens": 500,
+        "data_residency": "us",
+    }
+    with running_app(app_config(database, tmp_path)) as app:
+        response = ingest(app, [record])
+        assert response.status_code == 200, response.text
+    tokens = {"input_tokens": 1000, "cache_write_tokens": 10_000, "output_tokens": 500}
+    catalog = PriceCatalog.load()
+    expected = catalog.price(
+        "claude-sonnet-4-5", "anthropic", data_residency="us", cache_write_1h_tokens=8000, **tokens
+    )
+    all_five_minute = catalog.price("claude-sonnet-4-5", "anthropic", **tokens)
+    assert expected > all_five_minute
+    stored = "SELECT cache_write_tokens, cache_write_1h_tokens, cost_usd FROM llm_consumption"
+    with conn.cursor() as cursor:
+        cursor.execute(stored)
+        assert cursor.fetchall() == [(10_000, 8000, expected)]
+    conn.commit()
+
+
 def test_resent_event_ids_are_stored_once(database, conn, tmp_path):
     records = [{**r, "event_id": str(uuid.uuid4())} for r in batch(50)]
     with running_app(app_config(database, tmp_path)) as app:

@@ -105,6 +105,30 @@ def test_check_mode_reports_a_drifted_index_without_fixing_it(server, database_n
     assert query(server, database_name, index) == [(1,)]
 
 
+def test_a_database_of_the_first_release_gains_the_lifetime_columns_in_place(
+    timescale_server, database_name, run_module
+):
+    server, args = timescale_server, init_args(timescale_server, database_name)
+    assert not run_module("timescaledb_init", args).failed
+    insert_usage_rows(server, database_name, 200)
+    # The tables as the first release made them: no cache-write lifetime columns.
+    for table in ("llm_consumption", "llm_provider_usage"):
+        query(server, database_name, f"ALTER TABLE {table} DROP COLUMN cache_write_1h_tokens,"
+              " DROP COLUMN cache_write_12h_tokens")  # fmt: skip
+    daily = "SELECT sum(requests), sum(cache_write_tokens) FROM llm_consumption_daily"
+    before = query(server, database_name, daily)
+
+    upgraded = run_module("timescaledb_init", args)
+    assert upgraded.changed and not upgraded.failed, upgraded.result
+    # Only additions: no view is dropped, so no rollup is lost (no allow_destructive needed).
+    assert all("ADD COLUMN" in statement for statement in upgraded.result["queries"])
+    assert len(upgraded.result["queries"]) == 4
+    assert query(server, database_name, daily) == before
+    assert query(server, database_name, "SELECT count(*), sum(cache_write_1h_tokens)"
+                 " FROM llm_consumption") == [(200, 0)]  # fmt: skip
+    assert not run_module("timescaledb_init", args).changed
+
+
 def test_type_change_is_refused_unless_allowed(server, database_name, run_module):
     args = init_args(server, database_name)
     assert not run_module("timescaledb_init", args).failed
