@@ -77,6 +77,7 @@ def test_anthropic_usage_keeps_uncached_input_and_sums_both_cache_write_ttls():
         250000,
         15000,
     )
+    assert sonnet.cache_write_1h_tokens == 3000  # of the 15,000 writes
     assert (sonnet.output_tokens, sonnet.project, sonnet.line_item) == (
         15500,
         "wrkspc_01Search",
