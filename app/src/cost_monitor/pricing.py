@@ -61,7 +61,11 @@ _TIER_KEY = re.compile(r"_above_(\d+)(k?)_tokens")
 # The batch discount every provider of the stack publishes (50 %), where an entry has no
 # batch rate of its own.
 BATCH_DISCOUNT = Decimal("0.5")
-SERVICE_TIER_SUFFIXES = {"flex": "_flex", "priority": "_priority"}
+# A service tier's rate suffix. "fast" is OpenAI's name for priority processing and
+# Anthropic's fast mode, billed as a multiple of the standard rates (see uplifts()).
+SERVICE_TIER_SUFFIXES = {"flex": "_flex", "priority": "_priority", "fast": "_priority"}
+# Azure OpenAI data-zone deployments have entries of their own, ``azure/<zone>/<model>``.
+AZURE_DATA_ZONES = {"eu": "eu", "us": "us"}
 # Normalisations of a model name, tried when no entry has the exact name. Each strips one
 # kind of variant; it is used only when every entry of that kind has the same prices.
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
@@ -156,8 +160,9 @@ def uplifts(entry: Mapping[str, Any]) -> dict[str, Decimal]:
     """The entry's price multipliers by where a request ran: data residency or region.
 
     Keys: ``eu``/``us`` (OpenAI regional processing), ``fedramp`` (OpenAI's FedRAMP
-    endpoint), ``us`` (Anthropic's US-only inference, ``provider_specific_entry``) and
-    ``regional`` (any Vertex AI location but ``global``).
+    endpoint), ``us`` (Anthropic's US-only inference) and ``fast`` (Anthropic's fast mode),
+    both from ``provider_specific_entry``, and ``regional`` (any Vertex AI location but
+    ``global``).
     """
     found: dict[str, Decimal] = {}
     for residency in ("eu", "us"):
@@ -165,8 +170,10 @@ def uplifts(entry: Mapping[str, Any]) -> dict[str, Decimal]:
         if value is not None:
             found[residency] = value
     specific = entry.get("provider_specific_entry")
-    if isinstance(specific, Mapping) and (value := _multiplier(specific.get("us"))):
-        found["us"] = value
+    if isinstance(specific, Mapping):
+        for name in ("us", "fast"):
+            if (value := _multiplier(specific.get(name))) is not None:
+                found[name] = value
     for name, field_name in (
         ("fedramp", "fedramp_uplift_multiplier"),
         ("regional", "regional_endpoint_uplift_multiplier"),
@@ -248,8 +255,12 @@ class ModelPrice:
             return self.batch_rate(base, crossed)
         return self.standard_rate(base, crossed, mode)
 
-    def multiplier(self, data_residency: str | None, region: str | None) -> Decimal:
+    def multiplier(
+        self, data_residency: str | None, region: str | None, service_tier: str | None = None
+    ) -> Decimal:
         factor = Decimal(1)
+        if service_tier == "fast" and "fast" in self.multipliers:
+            factor *= self.multipliers["fast"]
         if data_residency and data_residency in self.multipliers:
             factor *= self.multipliers[data_residency]
         if region and region != "global" and "regional" in self.multipliers:
@@ -292,8 +303,8 @@ class ModelPrice:
         for position in range(1, len(rates)):
             count = base_writes if position == _WRITES else counts[position]
             total += count * rates[position]
-        if data_residency or region:
-            total *= self.multiplier(data_residency, region)
+        if data_residency or region or service_tier == "fast":
+            total *= self.multiplier(data_residency, region, service_tier)
         return total
 
     def _rate_row(self, tier: int, mode: str) -> tuple[Decimal, ...]:
@@ -393,10 +404,20 @@ class PriceCatalog:
         unknown = set(tokens) - set(PRICED_COLUMNS)
         if unknown:
             raise TypeError(f"not token columns: {sorted(unknown)}")
-        found = self.lookup(model, provider)
+        found = self.lookup_where(model, provider, data_residency)
         if found is None:
             return None
         return found.cost(tokens, batch, service_tier, data_residency, region)
+
+    def lookup_where(
+        self, model: str, provider: str, data_residency: str | None
+    ) -> ModelPrice | None:
+        """The price of a model as served under a data residency: an Azure OpenAI data-zone
+        deployment has its own entry (``azure/eu/gpt-5``); elsewhere, the model's."""
+        zone = AZURE_DATA_ZONES.get(data_residency or "")
+        if zone and provider == "azure.ai.openai":
+            return self.lookup(f"azure/{zone}/{model.removeprefix('azure/')}", provider)
+        return self.lookup(model, provider)
 
     def _find(self, model: str, provider: str) -> ModelPrice | None:
         for name, stripped in normalised_names(model):
@@ -496,7 +517,7 @@ def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None
     for record in records:
         if record.cost_usd is not None:
             continue
-        found = catalog.lookup(record.model, record.provider)
+        found = catalog.lookup_where(record.model, record.provider, record.data_residency)
         if found is not None:
             record.cost_usd = found.cost_of_counts(
                 _priced_counts(record),

@@ -63,7 +63,7 @@ def canonical_provider(name: str) -> str:
 
 
 STATUSES = frozenset({"ok", "error", "timeout", "cancelled", "rate_limited", "content_filtered"})
-SERVICE_TIERS = frozenset({"flex", "priority"})
+SERVICE_TIERS = frozenset({"flex", "priority", "fast"})
 # Where a request was processed, when the provider charges more for it: OpenAI's regional
 # processing ("eu", "us") and FedRAMP endpoint, Anthropic's US-only inference ("us").
 DATA_RESIDENCIES = frozenset({"global", "us", "eu", "fedramp"})

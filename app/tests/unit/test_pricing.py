@@ -257,3 +257,19 @@ def test_region_prefixes_normalise_only_to_alike_priced_ids():
 def test_vertex_default_version_names_the_model():
     priced = catalog(**{"vertex_ai/gemini-9-pro": {"input_cost_per_token": 1e-06}})
     assert priced.priced_key("gemini-9-pro@default", "gcp.vertex_ai") == "vertex_ai/gemini-9-pro"
+
+
+def test_fast_mode_and_azure_data_zones_are_priced_as_their_providers_bill_them():
+    opus = {**ANTHROPIC, "provider_specific_entry": {"us": 1.1, "fast": 2.0}}
+    gpt = {"input_cost_per_token": 1e-06, "input_cost_per_token_priority": 2e-06}
+    zoned = {"input_cost_per_token": 1.1e-06}
+    priced = catalog(**{"opus": opus, "gpt": gpt, "azure/gpt-9": gpt, "azure/eu/gpt-9": zoned})
+    assert priced.price("opus", "anthropic", service_tier="fast", input_tokens=1000) == Decimal(
+        "0.006"
+    )
+    # OpenAI calls priority processing "fast" too: the priority rates, no multiplier.
+    assert priced.price("gpt", "openai", service_tier="fast", input_tokens=1000) == Decimal("0.002")
+    eu = priced.price("gpt-9", "azure.ai.openai", data_residency="eu", input_tokens=1000)
+    assert eu == Decimal("0.0011")
+    # A zone without an entry of its own has no price rather than the global one.
+    assert priced.price("gpt-9", "azure.ai.openai", data_residency="us", input_tokens=1) is None
