@@ -53,6 +53,7 @@ LIFETIME_RATES: dict[str, str] = dict(
 # Every count pricing reads, in the order ModelPrice.cost_of_counts takes them.
 PRICED_COLUMNS = (*TOKEN_COLUMNS, *CACHE_WRITE_LIFETIME_COLUMNS)
 _WRITES = TOKEN_COLUMNS.index("cache_write_tokens")
+_LIFETIMES = slice(len(TOKEN_COLUMNS), len(PRICED_COLUMNS))
 # The columns that make up the prompt, whose size selects a long-context tier.
 PROMPT_TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens")
 _PROMPT_POSITIONS = tuple(TOKEN_COLUMNS.index(column) for column in PROMPT_TOKEN_COLUMNS)
@@ -298,11 +299,13 @@ class ModelPrice:
         rates = self._rate_rows.get((tier, mode))
         if rates is None:
             rates = self._rate_rows[(tier, mode)] = self._rate_row(tier, mode)
-        base_writes = counts[_WRITES] - sum(counts[len(TOKEN_COLUMNS) :])
         total = counts[0] * rates[0]
         for position in range(1, len(rates)):
-            count = base_writes if position == _WRITES else counts[position]
-            total += count * rates[position]
+            count = counts[position]
+            if position == _WRITES:
+                count -= sum(counts[_LIFETIMES])
+            if count:  # most records have no cache writes, reasoning or longer lifetimes
+                total += count * rates[position]
         if data_residency or region or service_tier == "fast":
             total *= self.multiplier(data_residency, region, service_tier)
         return total
@@ -404,6 +407,10 @@ class PriceCatalog:
         unknown = set(tokens) - set(PRICED_COLUMNS)
         if unknown:
             raise TypeError(f"not token columns: {sorted(unknown)}")
+        if sum(tokens.get(name, 0) for name in LIFETIME_RATES) > tokens.get(
+            "cache_write_tokens", 0
+        ):
+            raise ValueError("cache_write_tokens is the total of every cache-write lifetime")
         found = self.lookup_where(model, provider, data_residency)
         if found is None:
             return None
