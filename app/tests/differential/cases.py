@@ -99,6 +99,14 @@ def long_context_thresholds(entry: Mapping[str, Any]) -> list[int]:
     return sorted({int(m.group(1)) * 1000 for name in entry if (m := _LONG_CONTEXT.search(name))})
 
 
+def every_lifetime(entry: Mapping[str, Any], writes: TokenMix) -> TokenMix:
+    """The cache writes split over every lifetime the entry prices (a quarter each)."""
+    quarter = writes.cache_write_tokens // 4
+    one_hour = quarter if "cache_creation_input_token_cost_above_1hr" in entry else 0
+    twelve_hours = quarter if "cache_creation_input_token_cost_above_12hr" in entry else 0
+    return replace(writes, cache_write_1h_tokens=one_hour, cache_write_12h_tokens=twelve_hours)
+
+
 def cases_for(key: str, entry: Mapping[str, Any]) -> Iterator[Case]:
     def case(category: str, tokens: TokenMix, **options: Any) -> Case:
         return Case(key, entry, category, tokens, **options)
@@ -121,14 +129,16 @@ def cases_for(key: str, entry: Mapping[str, Any]) -> Iterator[Case]:
         yield case(
             "cache_read", TokenMix(input_tokens=2_000, cache_read_tokens=8_000, output_tokens=500)
         )
+    writes = TokenMix(input_tokens=2_000, cache_write_tokens=8_000, output_tokens=500)
     if has_write:
-        writes = TokenMix(input_tokens=2_000, cache_write_tokens=8_000, output_tokens=500)
         yield case("cache_write_base", writes)
         if "cache_creation_input_token_cost_above_1hr" in entry:
             yield case("cache_write_1h", replace(writes, cache_write_1h_tokens=6_000))
         if "cache_creation_input_token_cost_above_12hr" in entry:
             yield case("cache_write_12h", replace(writes, cache_write_12h_tokens=6_000))
     yield case("batch", typical, batch=True)
+    if has_write:
+        yield case("batch_cache_write", every_lifetime(entry, writes), batch=True)
     for tier in SERVICE_TIERS:
         if f"input_cost_per_token_{tier}" in entry:
             yield case(f"service_tier_{tier}", typical, service_tier=tier)
@@ -140,6 +150,13 @@ def cases_for(key: str, entry: Mapping[str, Any]) -> Iterator[Case]:
             cached = replace(above, input_tokens=threshold + 1 - 50_000, cache_read_tokens=50_000)
             yield case("long_context_above_cached", cached)
         yield case("long_context_above_batch", above, batch=True)
+        if has_write:
+            long_writes = replace(above, input_tokens=threshold + 1 - 40_000)
+            long_writes = every_lifetime(entry, replace(long_writes, cache_write_tokens=40_000))
+            yield case("long_context_above_cache_write", long_writes)
+        for tier in SERVICE_TIERS:
+            if f"input_cost_per_token_above_{threshold // 1000}k_tokens_{tier}" in entry:
+                yield case(f"long_context_above_{tier}", above, service_tier=tier)
     for residency in ("eu", "us"):
         if f"regional_processing_uplift_multiplier_{residency}" in entry:
             yield case(f"residency_{residency}", typical, data_residency=residency)

@@ -22,16 +22,19 @@ class Outcome:
     case: Case
     verdict: str
     app_cost: Decimal | None
-    reference_cost: float | None  # LiteLLM's, or an accepted deviation's corrected one
+    litellm_cost: float | None
     app_key: str | None  # the catalog entry the app priced the case's model name with
+    corrected_cost: float | None = None  # an accepted deviation's reference, where one applies
 
     def line(self) -> str:
         app = "None" if self.app_cost is None else f"{self.app_cost:.8f}"
-        reference = "error" if self.reference_cost is None else f"{self.reference_cost:.8f}"
+        reference = "error" if self.litellm_cost is None else f"{self.litellm_cost:.8f}"
+        if self.corrected_cost is not None:
+            reference += f", corrected reference {self.corrected_cost:.8f}"
         other = "" if self.app_key == self.case.key else f" (app priced it as {self.app_key})"
         return (
             f"{self.case.key} [{self.case.provider} {self.case.model}] {self.case.describe()}:"
-            f" app {app}{other}, reference {reference}"
+            f" app {app}{other}, LiteLLM {reference}"
         )
 
 

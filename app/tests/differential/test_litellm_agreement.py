@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import pytest
 from cost_monitor.pricing import CATALOG_MARKER, PriceCatalog, builtin_entries
-from differential.cases import Case, cases_for
+from differential.cases import Case, TokenMix, cases_for
 from differential.litellm_reference import litellm_cost
 from differential.report import (
     ACCEPTED_DEVIATION,
@@ -47,6 +47,29 @@ def lacks_long_context_batch_rates(case: Case) -> bool:
     return not any(re.search(r"_above_\d+k_tokens_batches$", name) for name in case.entry)
 
 
+WRITE_BATCH_RATES = {
+    "cache_write_tokens": "cache_creation_input_token_cost_batches",
+    "cache_write_1h_tokens": "cache_creation_input_token_cost_above_1hr_batches",
+    "cache_write_12h_tokens": "cache_creation_input_token_cost_above_12hr_batches",
+}
+
+
+def lacks_a_batch_rate_for_its_cache_writes(case: Case) -> bool:
+    counts = case.tokens.counts()
+    return any(
+        counts[column] and rate not in case.entry for column, rate in WRITE_BATCH_RATES.items()
+    )
+
+
+def writes_at_half_their_standard_rate(case: Case) -> float:
+    """LiteLLM's batch cost without the cache writes, plus half its standard cost of them."""
+    no_writes = dict.fromkeys(WRITE_BATCH_RATES, 0)
+    writes_only = {column: case.tokens.counts()[column] for column in WRITE_BATCH_RATES}
+    rest = replace(case, tokens=replace(case.tokens, **no_writes))
+    writes = replace(case, batch=False, tokens=TokenMix(**writes_only))
+    return litellm_cost(rest) + litellm_cost(writes) / 2
+
+
 ACCEPTED: tuple[AcceptedDeviation, ...] = (
     AcceptedDeviation(
         category="long_context_above_batch",
@@ -60,6 +83,19 @@ ACCEPTED: tuple[AcceptedDeviation, ...] = (
             " with other pricing modifiers such as data residency and batch') publish half"
             " the long-context rate; Bedrock, Vertex AI and Azure bill batch at 50 % of the"
             " on-demand price, long-context tier included."
+        ),
+    ),
+    AcceptedDeviation(
+        category="batch_cache_write",
+        applies=lacks_a_batch_rate_for_its_cache_writes,
+        corrected_reference=writes_at_half_their_standard_rate,
+        reason=(
+            "Batch cache writes of a lifetime the entry has no _batches rate for are billed"
+            " by LiteLLM at the batch input rate (entries with input_cost_per_token_batches)"
+            " or at half the base-lifetime write rate (entries without), dropping the write"
+            " premium (1.25x input for 5 minutes, 2x for 1 hour, OpenAI's 12-hour rate)."
+            " The providers publish the batch discount as 50 % of every standard rate, and"
+            " Anthropic's prompt-caching multipliers stack with the Batch API discount."
         ),
     ),
 )
@@ -104,9 +140,8 @@ def judge(case: Case) -> Outcome:
     deviation = accepted_deviation(case)
     if deviation is not None:
         corrected = deviation.corrected_reference(case)
-        if agrees(app, corrected):
-            return Outcome(case, ACCEPTED_DEVIATION, app, reference, app_key)
-        return Outcome(case, MISMATCH, app, corrected, app_key)
+        verdict = ACCEPTED_DEVIATION if agrees(app, corrected) else MISMATCH
+        return Outcome(case, verdict, app, reference, app_key, corrected)
     return Outcome(case, MISMATCH, app, reference, app_key)
 
 
