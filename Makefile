@@ -10,14 +10,14 @@ INVENTORY ?= inventories/local/hosts.yml
 MOLECULE_SCENARIOS ?= default check
 
 .PHONY: deploy test demo demo-destroy setup collection-link images lint sanity \
-        unit functional molecule bench clean
+        unit differential functional molecule bench clean
 
 ## deploy: converge the stack on $(INVENTORY) (./deploy prepares the controller first)
 deploy:
 	INVENTORY=$(INVENTORY) ./deploy
 
 ## test: everything CI runs, from a fresh machine
-test: setup collection-link lint unit images functional molecule sanity
+test: setup collection-link lint unit differential images functional molecule sanity
 
 ## demo: deploy the stack into a disposable local test VM (needs only Docker)
 demo: setup collection-link images
@@ -49,6 +49,12 @@ sanity:
 unit:
 	pytest -q tests/unit
 	cd app && pytest -q -m 'not integration'
+
+## differential: the app's prices against LiteLLM's own cost functions, in .venv-litellm
+differential:
+	tests/harness/litellm-venv.sh
+	cd app && LITELLM_LOCAL_MODEL_COST_MAP=True ../.venv-litellm/bin/pytest -q -o addopts= \
+	  tests/differential
 
 functional:
 	pytest -q tests/functional

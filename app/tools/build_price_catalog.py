@@ -1,11 +1,19 @@
 """Rebuild the shipped price catalog from an upstream LiteLLM price file.
 
-    python app/tools/build_price_catalog.py UPSTREAM.json --source "litellm 1.110.2" \
-        --taken 2026-11-28 > app/src/cost_monitor/prices/catalog.json
+    python app/tools/build_price_catalog.py UPSTREAM.json --taken 2026-11-28 \
+        --source "litellm 1.110.2 (PyPI wheel), <its path in the wheel>" \
+        > app/src/cost_monitor/prices/catalog.json
 
 The upstream file ships inside the `litellm` wheel on PyPI as
-`litellm/model_prices_and_context_window_backup.json`. Only the current models of the five
-providers the stack targets are kept, and only the fields pricing reads.
+`litellm/model_prices_and_context_window_backup.json`. The catalog keeps every entry that
+ - belongs to one of the five providers the stack targets (SELECTED_PROVIDERS: LiteLLM's
+   ``litellm_provider`` values for OpenAI, Anthropic, AWS Bedrock, Google's Gemini API and
+   Vertex AI with its partner models, Azure OpenAI),
+ - is priced per token in a mode the app prices (chat, responses, completion, embedding),
+ - and is current on the day the prices were taken: no ``deprecation_date``, or one after it.
+An ``alias_of`` row is emitted under its own name with its target's fields, as LiteLLM serves
+it; an alias whose target is missing or is itself an alias is dropped, as LiteLLM drops it.
+Only the fields pricing reads are kept (KEPT_FIELDS).
 """
 
 from __future__ import annotations
@@ -14,73 +22,136 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
+from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
+from typing import Any
 
-SELECTED = [
-    # OpenAI
-    r"gpt-5\.6(-sol|-terra|-luna)?",
-    r"gpt-5\.5(-pro)?",
-    r"gpt-5\.4(-mini|-nano|-pro)?",
-    r"gpt-5\.2(-pro)?",
-    r"gpt-5\.1(-codex|-codex-mini)?",
-    r"gpt-5(-mini|-nano|-pro|-codex)?",
-    r"gpt-4\.1(-mini|-nano)?",
-    r"gpt-4o(-mini)?",
-    r"o3(-pro|-mini)?",
-    r"o4-mini",
-    r"text-embedding-3-(small|large)",
-    # Anthropic
-    r"claude-(opus|sonnet|haiku)-4(-\d)?",
-    r"claude-(opus|sonnet|haiku)-4(-\d)?-\d{8}",
-    # Google (Gemini API and Vertex AI)
-    r"(gemini/)?gemini-2\.5-(pro|flash|flash-lite)",
-    r"(gemini/)?gemini-3(\.\d)?-(pro|flash|flash-lite)(-preview)?",
-    r"(vertex_ai/)?claude-(opus|sonnet|haiku)-4(-\d)?",
-    # AWS Bedrock
-    r"((us|eu|apac|global)\.)?anthropic\.claude-(opus|sonnet|haiku)-4(-\d)?(-\d{8}-v1:0|-v1)?",
-    r"amazon\.nova-(2-)?(pro|lite|micro|premier)-v1:0",
-    r"meta\.llama4-(scout|maverick)-17b-instruct-v1:0",
-    r"((us|global)\.)?openai\.gpt-5\.[56](-sol|-terra|-luna)?",
-    # Azure OpenAI
-    r"azure/gpt-5\.6(-sol|-terra|-luna)?",
-    r"azure/gpt-5\.[45](-mini|-nano)?",
-    r"azure/gpt-5(\.1)?(-mini|-nano)?",
-    r"azure/gpt-4\.1(-mini|-nano)?",
-    r"azure/gpt-4o(-mini)?",
-    r"azure/o4-mini",
-    r"azure/text-embedding-3-(small|large)",
-]
-KEPT_FIELDS = re.compile(r"(cost_per_token|token_cost)|^(litellm_provider|mode|max_input_tokens)$")
+# LiteLLM provider ids of the five providers. Vertex AI counts Google's own models
+# (vertex_ai, vertex_ai-language-models, -embedding-models, -text-models) and every partner
+# model served through it (vertex_ai-anthropic_models, -llama_models, -mistral_models, ...):
+# they are billed by Google on a Vertex AI project. Bedrock counts the InvokeModel, Converse
+# and Mantle (OpenAI-compatible) endpoints. Azure AI Foundry (`azure_ai`) is a different
+# service from Azure OpenAI and is left out.
+SELECTED_PROVIDERS = (
+    "openai",
+    "text-completion-openai",
+    "anthropic",
+    "bedrock",
+    "bedrock_converse",
+    "bedrock_mantle",
+    "azure",
+    "azure_text",
+    "gemini",
+)
+SELECTED_PROVIDER_PREFIXES = ("vertex_ai",)
+PRICED_MODES = ("chat", "responses", "completion", "embedding")
+# Besides every per-token rate (a name with both "cost" and "token", as pricing reads them).
+KEPT_FIELDS = re.compile(
+    r"^(litellm_provider|mode|max_input_tokens|fedramp_uplift_multiplier"
+    r"|regional_processing_uplift_multiplier_(eu|us)|regional_endpoint_uplift_multiplier"
+    r"|provider_specific_entry)$"
+)
+BASE_RATES = ("input_cost_per_token", "output_cost_per_token")
 
 
-def select(upstream: dict[str, dict], patterns: list[str]) -> dict[str, dict]:
-    wanted = re.compile("^(" + "|".join(patterns) + ")$")
+def is_kept_field(name: str) -> bool:
+    return ("cost" in name and "token" in name) or KEPT_FIELDS.match(name) is not None
+
+
+def is_selected_provider(provider: object) -> bool:
+    return isinstance(provider, str) and (
+        provider in SELECTED_PROVIDERS or provider.startswith(SELECTED_PROVIDER_PREFIXES)
+    )
+
+
+def resolve_aliases(upstream: Mapping[str, Any]) -> dict[str, dict]:
+    """Model entries with every ``alias_of`` row replaced by its target's fields."""
+    entries = {key: value for key, value in upstream.items() if isinstance(value, dict)}
+    resolved = {}
+    for key, entry in entries.items():
+        target = entry.get("alias_of")
+        if target is None:
+            resolved[key] = entry
+        elif target in entries and "alias_of" not in entries[target]:
+            resolved[key] = entries[target]
+    return resolved
+
+
+def is_current(entry: Mapping[str, Any], taken: date) -> bool:
+    deprecated = entry.get("deprecation_date")
+    if deprecated is None:
+        return True
+    try:
+        return date.fromisoformat(str(deprecated)) > taken
+    except ValueError:
+        return True  # an unreadable date is no evidence of retirement
+
+
+def prices_per_token(entry: Mapping[str, Any]) -> bool:
+    return any(type(entry.get(rate)) in (int, float) for rate in BASE_RATES)
+
+
+def is_selected(entry: Mapping[str, Any], taken: date) -> bool:
+    return (
+        is_selected_provider(entry.get("litellm_provider"))
+        and entry.get("mode") in PRICED_MODES
+        and prices_per_token(entry)
+        and is_current(entry, taken)
+    )
+
+
+def select(upstream: Mapping[str, Any], taken: date) -> dict[str, dict]:
     selected = {}
-    for key in sorted(upstream):
-        entry = upstream[key]
-        if not isinstance(entry, dict) or not wanted.match(key):
+    for key, entry in sorted(resolve_aliases(upstream).items()):
+        if key.startswith("_") or key == "sample_spec" or "*" in key:
             continue
-        if entry.get("mode") not in ("chat", "responses", "embedding", "completion"):
-            continue
-        selected[key] = {name: value for name, value in entry.items() if KEPT_FIELDS.search(name)}
+        if is_selected(entry, taken):
+            selected[key] = {name: value for name, value in entry.items() if is_kept_field(name)}
     return selected
+
+
+def counts_by_provider_and_mode(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    counts = Counter(f"{entry['litellm_provider']}/{entry['mode']}" for entry in entries.values())
+    return dict(sorted(counts.items()))
+
+
+def build(upstream: Mapping[str, Any], source: str, taken: date) -> dict[str, Any]:
+    entries = select(upstream, taken)
+    return {
+        "_aicost_catalog": {
+            "source": source,
+            "prices_taken": taken.isoformat(),
+            "selection": (
+                "litellm_provider in "
+                + ", ".join((*SELECTED_PROVIDERS, *(p + "*" for p in SELECTED_PROVIDER_PREFIXES)))
+                + "; mode in "
+                + ", ".join(PRICED_MODES)
+                + "; input or output cost per token set"
+                + "; no deprecation_date or one after prices_taken"
+                + "; alias_of rows carry their target's prices"
+            ),
+            "models": len(entries),
+            "models_by_provider_and_mode": counts_by_provider_and_mode(entries),
+            "note": "USD per token, LiteLLM entry format; keys starting with _ are not models",
+        },
+        **entries,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("upstream", type=Path)
     parser.add_argument("--source", required=True, help="where the upstream file came from")
-    parser.add_argument("--taken", required=True, help="date the prices were taken (YYYY-MM-DD)")
+    parser.add_argument(
+        "--taken",
+        required=True,
+        type=date.fromisoformat,
+        help="date the prices were taken (YYYY-MM-DD)",
+    )
     args = parser.parse_args()
-    entries = select(json.loads(args.upstream.read_text()), SELECTED)
-    document = {
-        "_aicost_catalog": {
-            "source": args.source,
-            "prices_taken": args.taken,
-            "note": "USD per token, LiteLLM entry format; keys starting with _ are not models",
-        },
-        **entries,
-    }
+    document = build(json.loads(args.upstream.read_text()), args.source, args.taken)
     json.dump(document, sys.stdout, indent=1, sort_keys=False)
     sys.stdout.write("\n")
     return 0

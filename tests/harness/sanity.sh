@@ -16,7 +16,7 @@ mkdir -p "$(dirname "$cache")"
 cp "$repo/tests/harness/get-pip-offline.py" "$cache"
 
 mkdir -p "$collection"
-rsync -a --delete --delete-excluded --exclude .venv --exclude .cache --exclude .git --exclude __pycache__ \
+rsync -a --delete --delete-excluded --exclude .venv --exclude .venv-litellm --exclude .cache --exclude .git --exclude __pycache__ \
   --exclude .pytest_cache --exclude .ruff_cache --exclude .hypothesis --exclude '*.egg-info' \
   --exclude /app --exclude /benchmarks "$repo/" "$collection/"
 cd "$collection"

@@ -23,7 +23,7 @@ def test_prices_quote_prints_the_cost_and_the_entry_used(capsys):
     out = capsys.readouterr().out
     assert code == 0
     cost, unit, entry = out.split()
-    assert (Decimal(cost), unit, entry) == (Decimal("2.25"), "USD", "(gpt-5-mini)")
+    assert (Decimal(cost), unit, entry) == (Decimal("2.25"), "USD", "(gpt-5-mini-2025-08-07)")
 
 
 def test_prices_quote_of_an_unknown_model_fails(capsys):

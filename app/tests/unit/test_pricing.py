@@ -79,7 +79,8 @@ def test_unknown_model_has_no_price_never_zero():
 def test_dated_and_regional_names_find_their_entry():
     assert candidate_keys("gpt-5-mini-2025-08-07", "openai")[-1] == "openai/gpt-5-mini"
     shipped = PriceCatalog.load()
-    assert shipped.lookup("gpt-5-mini-2025-08-07", "openai").key == "gpt-5-mini"
+    # A dated snapshot with an entry of its own is priced by it, not by its base model.
+    assert shipped.lookup("gpt-5-mini-2025-08-07", "openai").key == "gpt-5-mini-2025-08-07"
     assert shipped.lookup("claude-sonnet-4-5", "anthropic") is not None
     assert shipped.lookup("gemini-2.5-pro", "gcp.gemini").key == "gemini/gemini-2.5-pro"
     assert shipped.lookup("gpt-5.6", "azure.ai.openai").key == "azure/gpt-5.6"

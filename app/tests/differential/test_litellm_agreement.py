@@ -1,0 +1,172 @@
+"""The app prices every model of its shipped catalog as LiteLLM's own cost functions do.
+
+Run with `make differential` (LiteLLM lives in .venv-litellm, pinned to the version the
+catalog was taken from). For each model, differential.cases generates token mixes and
+options; the app's PriceCatalog.price and litellm.cost_per_token (after the token-convention
+conversion in differential.litellm_reference) must agree within 0.01 %. Where LiteLLM is
+wrong by the provider's published pricing, an ACCEPTED deviation says why and gives the
+corrected reference the app must match instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import pytest
+from cost_monitor.pricing import CATALOG_MARKER, PriceCatalog, builtin_entries
+from differential.cases import Case, TokenMix, cases_for
+from differential.litellm_reference import litellm_cost
+from differential.report import (
+    ACCEPTED_DEVIATION,
+    AGREE,
+    MISMATCH,
+    REFERENCE_ERROR,
+    RESULTS,
+    UNPRICED,
+    Outcome,
+)
+
+RELATIVE_TOLERANCE = Decimal("0.0001")  # 0.01 %
+ABSOLUTE_FLOOR = Decimal("1e-12")  # USD: two zero costs agree
+PLANNED_ARGUMENTS = {"data_residency", "region", "cache_write_1h_tokens", "cache_write_12h_tokens"}
+
+
+@dataclass(frozen=True)
+class AcceptedDeviation:
+    category: str  # the Case.category it concerns
+    applies: Callable[[Case], bool]
+    corrected_reference: Callable[[Case], float]  # what the app must charge instead
+    reason: str  # where LiteLLM departs from the provider's published pricing
+
+
+def lacks_long_context_batch_rates(case: Case) -> bool:
+    return not any(re.search(r"_above_\d+k_tokens_batches$", name) for name in case.entry)
+
+
+WRITE_BATCH_RATES = {
+    "cache_write_tokens": "cache_creation_input_token_cost_batches",
+    "cache_write_1h_tokens": "cache_creation_input_token_cost_above_1hr_batches",
+    "cache_write_12h_tokens": "cache_creation_input_token_cost_above_12hr_batches",
+}
+
+
+def lacks_a_batch_rate_for_its_cache_writes(case: Case) -> bool:
+    counts = case.tokens.counts()
+    return any(
+        counts[column] and rate not in case.entry for column, rate in WRITE_BATCH_RATES.items()
+    )
+
+
+def writes_at_half_their_standard_rate(case: Case) -> float:
+    """LiteLLM's batch cost without the cache writes, plus half its standard cost of them."""
+    no_writes = dict.fromkeys(WRITE_BATCH_RATES, 0)
+    writes_only = {column: case.tokens.counts()[column] for column in WRITE_BATCH_RATES}
+    rest = replace(case, tokens=replace(case.tokens, **no_writes))
+    writes = replace(case, batch=False, tokens=TokenMix(**writes_only))
+    return litellm_cost(rest) + litellm_cost(writes) / 2
+
+
+ACCEPTED: tuple[AcceptedDeviation, ...] = (
+    AcceptedDeviation(
+        category="long_context_above_batch",
+        applies=lacks_long_context_batch_rates,
+        corrected_reference=lambda case: litellm_cost(replace(case, batch=False)) / 2,
+        reason=(
+            "Above a long-context threshold, an entry without _above_Nk_tokens_batches rates"
+            " is batch-priced by LiteLLM at its flat _batches rate or half its base rate,"
+            " dropping the long-context premium. Anthropic ('The Batch API 50% discount"
+            " applies to long context pricing') and OpenAI ('Long context pricing stacks"
+            " with other pricing modifiers such as data residency and batch') publish half"
+            " the long-context rate; Bedrock, Vertex AI and Azure bill batch at 50 % of the"
+            " on-demand price, long-context tier included."
+        ),
+    ),
+    AcceptedDeviation(
+        category="batch_cache_write",
+        applies=lacks_a_batch_rate_for_its_cache_writes,
+        corrected_reference=writes_at_half_their_standard_rate,
+        reason=(
+            "Batch cache writes of a lifetime the entry has no _batches rate for are billed"
+            " by LiteLLM at the batch input rate (entries with input_cost_per_token_batches)"
+            " or at half the base-lifetime write rate (entries without), dropping the write"
+            " premium (1.25x input for 5 minutes, 2x for 1 hour, OpenAI's 12-hour rate)."
+            " The providers publish the batch discount as 50 % of every standard rate, and"
+            " Anthropic's prompt-caching multipliers stack with the Batch API discount."
+        ),
+    ),
+)
+
+CATALOG = PriceCatalog.load()
+MODEL_KEYS = CATALOG.model_keys()
+
+
+def app_cost(case: Case) -> Decimal | None:
+    return CATALOG.price(
+        case.model,
+        case.provider,
+        batch=case.batch,
+        service_tier=case.service_tier,
+        data_residency=case.data_residency,
+        region=case.region,
+        **case.tokens.counts(),
+    )
+
+
+def agrees(app: Decimal, reference: float) -> bool:
+    expected = Decimal(repr(reference))
+    scale = max(abs(app), abs(expected))
+    return abs(app - expected) <= max(scale * RELATIVE_TOLERANCE, ABSOLUTE_FLOOR)
+
+
+def accepted_deviation(case: Case) -> AcceptedDeviation | None:
+    return next((d for d in ACCEPTED if d.category == case.category and d.applies(case)), None)
+
+
+def judge(case: Case) -> Outcome:
+    app = app_cost(case)
+    app_key = CATALOG.priced_key(case.model, case.provider)
+    try:
+        reference = litellm_cost(case)
+    except Exception:  # LiteLLM failing on a model of its own map is a finding
+        return Outcome(case, REFERENCE_ERROR, app, None, app_key)
+    if app is None:
+        return Outcome(case, UNPRICED, app, reference, app_key)
+    if agrees(app, reference):
+        return Outcome(case, AGREE, app, reference, app_key)
+    deviation = accepted_deviation(case)
+    if deviation is not None:
+        corrected = deviation.corrected_reference(case)
+        verdict = ACCEPTED_DEVIATION if agrees(app, corrected) else MISMATCH
+        return Outcome(case, verdict, app, reference, app_key, corrected)
+    return Outcome(case, MISMATCH, app, reference, app_key)
+
+
+def test_the_app_takes_every_pricing_argument_the_cases_use():
+    parameters = inspect.signature(PriceCatalog.price).parameters
+    assert set(parameters) >= PLANNED_ARGUMENTS
+
+
+def test_every_shipped_model_is_tested():
+    assert len(MODEL_KEYS) == builtin_entries()[CATALOG_MARKER]["models"]
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_app_prices_agree_with_litellm(key):
+    outcomes = [judge(case) for case in cases_for(key, CATALOG.entry(key))]
+    for outcome in outcomes:
+        RESULTS.add(outcome)
+    wrong = [o.line() for o in outcomes if o.verdict not in (AGREE, ACCEPTED_DEVIATION)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_accepted_deviation_has_a_reason_and_a_case():
+    categories = {
+        case.category for key in MODEL_KEYS for case in cases_for(key, CATALOG.entry(key))
+    }
+    for deviation in ACCEPTED:
+        assert deviation.reason
+        assert deviation.category in categories
