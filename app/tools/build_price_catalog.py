@@ -10,7 +10,10 @@ The upstream file ships inside the `litellm` wheel on PyPI as
    ``litellm_provider`` values for OpenAI, Anthropic, AWS Bedrock, Google's Gemini API and
    Vertex AI with its partner models, Azure OpenAI),
  - is priced per token in a mode the app prices (chat, responses, completion, embedding),
- - and is current on the day the prices were taken: no ``deprecation_date``, or one after it.
+ - and is current on the day the prices were taken (no ``deprecation_date``, or one after
+   it) or was retired less than RETIRED_KEPT_DAYS before: the app takes records up to 400
+   days old (``ingest.max_age_days``), and a late record of a retired snapshot must keep its
+   own price, not take its family's.
 An ``alias_of`` row is emitted under its own name with its target's fields, as LiteLLM serves
 it; an alias whose target is missing or is itself an alias is dropped, as LiteLLM drops it.
 Only the fields pricing reads are kept (KEPT_FIELDS).
@@ -24,7 +27,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,7 @@ KEPT_FIELDS = re.compile(
     r"|provider_specific_entry)$"
 )
 BASE_RATES = ("input_cost_per_token", "output_cost_per_token")
+RETIRED_KEPT_DAYS = 400
 
 
 def is_kept_field(name: str) -> bool:
@@ -79,14 +83,23 @@ def resolve_aliases(upstream: Mapping[str, Any]) -> dict[str, dict]:
     return resolved
 
 
-def is_current(entry: Mapping[str, Any], taken: date) -> bool:
+def retired_on(entry: Mapping[str, Any]) -> date | None:
     deprecated = entry.get("deprecation_date")
-    if deprecated is None:
-        return True
     try:
-        return date.fromisoformat(str(deprecated)) > taken
+        return None if deprecated is None else date.fromisoformat(str(deprecated))
     except ValueError:
-        return True  # an unreadable date is no evidence of retirement
+        return None  # an unreadable date is no evidence of retirement
+
+
+def is_current(entry: Mapping[str, Any], taken: date) -> bool:
+    retired = retired_on(entry)
+    return retired is None or retired > taken
+
+
+def is_in_use(entry: Mapping[str, Any], taken: date) -> bool:
+    """Current, or retired recently enough that late records of it may still arrive."""
+    retired = retired_on(entry)
+    return retired is None or retired + timedelta(days=RETIRED_KEPT_DAYS) > taken
 
 
 def prices_per_token(entry: Mapping[str, Any]) -> bool:
@@ -98,7 +111,7 @@ def is_selected(entry: Mapping[str, Any], taken: date) -> bool:
         is_selected_provider(entry.get("litellm_provider"))
         and entry.get("mode") in PRICED_MODES
         and prices_per_token(entry)
-        and is_current(entry, taken)
+        and is_in_use(entry, taken)
     )
 
 
@@ -118,7 +131,7 @@ def counts_by_provider_and_mode(entries: Mapping[str, Mapping[str, Any]]) -> dic
 
 
 def build(upstream: Mapping[str, Any], source: str, taken: date) -> dict[str, Any]:
-    entries = select(upstream, taken)
+    entries, resolved = select(upstream, taken), resolve_aliases(upstream)
     return {
         "_aicost_catalog": {
             "source": source,
@@ -129,10 +142,11 @@ def build(upstream: Mapping[str, Any], source: str, taken: date) -> dict[str, An
                 + "; mode in "
                 + ", ".join(PRICED_MODES)
                 + "; input or output cost per token set"
-                + "; no deprecation_date or one after prices_taken"
+                + f"; current, or retired less than {RETIRED_KEPT_DAYS} days before prices_taken"
                 + "; alias_of rows carry their target's prices"
             ),
             "models": len(entries),
+            "current_models": sum(is_current(resolved[key], taken) for key in entries),
             "models_by_provider_and_mode": counts_by_provider_and_mode(entries),
             "note": "USD per token, LiteLLM entry format; keys starting with _ are not models",
         },

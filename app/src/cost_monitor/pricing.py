@@ -91,6 +91,19 @@ PROVIDER_KEY_PREFIXES: dict[str, tuple[str, ...]] = {
     "cohere": ("cohere/", ""),
     "perplexity": ("perplexity/",),
 }
+# The LiteLLM providers whose entries price each provider's models (a name covers its
+# "-" variants: vertex_ai covers vertex_ai-anthropic_models): an entry of another provider
+# (Anthropic's own claude-* for a Bedrock model, say) is never used. Entries without a
+# litellm_provider (a user's own) serve any provider.
+PROVIDER_ENTRY_SOURCES: dict[str, frozenset[str]] = {
+    "openai": frozenset({"openai", "text-completion-openai"}),
+    "anthropic": frozenset({"anthropic"}),
+    "aws.bedrock": frozenset({"bedrock", "bedrock_converse", "bedrock_mantle"}),
+    "gcp.gemini": frozenset({"gemini"}),
+    "gcp.vertex_ai": frozenset({"vertex_ai"}),
+    "gcp.gen_ai": frozenset({"gemini", "vertex_ai"}),
+    "azure.ai.openai": frozenset({"azure", "azure_text"}),
+}
 BUILTIN_CATALOG = "catalog.json"
 # The entry of a price file that describes the file itself (never a model).
 CATALOG_MARKER = "_aicost_catalog"
@@ -171,7 +184,8 @@ def uplifts(entry: Mapping[str, Any]) -> dict[str, Decimal]:
         if value is not None:
             found[residency] = value
     specific = entry.get("provider_specific_entry")
-    if isinstance(specific, Mapping):
+    # Anthropic's own API bills these; the same fields on Bedrock entries are not multipliers.
+    if isinstance(specific, Mapping) and entry.get("litellm_provider") == "anthropic":
         for name in ("us", "fast"):
             if (value := _multiplier(specific.get(name))) is not None:
                 found[name] = value
@@ -233,23 +247,33 @@ class ModelPrice:
 
     def batch_rate(self, base: str, crossed: Sequence[int]) -> Decimal | None:
         """``base`` for the batch API: the entry's batch rate for the tier, else the
-        standard rate of the tier at the entry's batch discount (50 % without one)."""
+        standard rate of the tier at the entry's batch discount (50 % without one).
+
+        Cache reads are the exception, as LiteLLM bills them: an entry with batch input rates
+        but none for cache reads has its batch cache reads at the standard rate.
+        """
         standard = self.standard_rate(base, crossed, "")
         if standard is None:
             return None
+        found = self._tier_batch_rate(base, crossed)
+        if found is not None:
+            return found
+        if base == CACHE_READ and INPUT + "_batches" in self.rates:
+            return standard
         flat, flat_batch = self.rates.get(base), self.rates.get(base + "_batches")
+        if flat and flat_batch is not None:
+            return standard * flat_batch / flat
+        return standard * BATCH_DISCOUNT
+
+    def _tier_batch_rate(self, base: str, crossed: Sequence[int]) -> Decimal | None:
+        """The entry's own batch rate for the crossed tier (the flat one below every tier)."""
         for size in crossed:
             tiered = f"{base}_above_{_tier_name(size)}_tokens"
             if tiered + "_batches" in self.rates:
                 return self.rates[tiered + "_batches"]
             if tiered in self.rates:
-                break
-        else:
-            if flat_batch is not None:
-                return flat_batch
-        if flat and flat_batch is not None:
-            return standard * flat_batch / flat
-        return standard * BATCH_DISCOUNT
+                return None  # a long-context rate without a batch rate of its own
+        return self.rates.get(base + "_batches")
 
     def rate(self, base: str, crossed: Sequence[int], mode: str) -> Decimal | None:
         if mode == "_batches":
@@ -430,7 +454,9 @@ class PriceCatalog:
         for name, stripped in normalised_names(model):
             for key in provider_keys(name, provider):
                 entry = self._entries.get(key)
-                found = None if entry is None else ModelPrice.from_entry(key, entry)
+                if entry is None or not serves(entry, provider):
+                    continue
+                found = ModelPrice.from_entry(key, entry)
                 if found is None:
                     continue
                 if all(self._alike(key, kind) for kind in stripped):
@@ -457,6 +483,15 @@ class PriceCatalog:
         found = ModelPrice.from_entry(key, self._entries[key])
         siblings = self._variants.get((kind, VARIANT_KINDS[kind](key)), set())
         return found is not None and siblings <= {found.signature()}
+
+
+def serves(entry: Mapping[str, Any], provider: str) -> bool:
+    """Whether an entry may price a provider's model (see PROVIDER_ENTRY_SOURCES)."""
+    sources = PROVIDER_ENTRY_SOURCES.get(provider)
+    source = entry.get("litellm_provider")
+    if sources is None or not isinstance(source, str):
+        return True
+    return source in sources or source.partition("-")[0] in sources
 
 
 def _strip_snapshot(name: str) -> str:

@@ -29,7 +29,8 @@ UPSTREAM = {
     "sample_spec": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 0.0},
     "gpt-x": chat("openai"),
     "gpt-x-2026-01-01": chat("openai", input_cost_per_token=3e-06),
-    "gpt-old": chat("openai", deprecation_date="2026-11-28"),
+    "gpt-old": chat("openai", deprecation_date="2025-10-24"),
+    "gpt-retired": chat("openai", deprecation_date="2025-10-25"),
     "gpt-retiring": chat("openai", deprecation_date="2026-11-29"),
     "gpt-image": {**chat("openai"), "mode": "image_generation"},
     "gpt-instruct": {**chat("text-completion-openai"), "mode": "completion"},
@@ -93,10 +94,11 @@ def test_drops_models_not_priced_per_token_and_wildcard_keys():
     assert "bedrock/*/wildcard" not in selected
 
 
-def test_a_model_deprecated_on_or_before_the_day_prices_were_taken_is_dropped():
+def test_a_model_retired_before_the_oldest_record_the_app_takes_is_dropped():
     selected = select()
+    # 400 days before 2026-11-28 is 2025-10-24: a record that old may still be ingested.
     assert "gpt-old" not in selected
-    assert "gpt-retiring" in selected
+    assert "gpt-retired" in selected and "gpt-retiring" in selected
 
 
 def test_an_alias_carries_its_targets_prices_and_a_broken_alias_is_dropped():
@@ -146,9 +148,10 @@ def test_the_command_writes_the_catalog_with_its_provenance(tmp_path):
     marker = document.pop("_aicost_catalog")
     assert marker["source"] == "litellm test"
     assert marker["prices_taken"] == "2026-11-28"
-    assert "deprecation_date" in marker["selection"]
+    assert "retired less than 400 days" in marker["selection"]
     assert marker["models"] == len(document) == len(select())
-    assert marker["models_by_provider_and_mode"]["openai/chat"] == 4
+    assert marker["current_models"] == len(document) - 1  # gpt-retired
+    assert marker["models_by_provider_and_mode"]["openai/chat"] == 5
     assert marker["models_by_provider_and_mode"]["openai/embedding"] == 1
 
 

@@ -221,12 +221,12 @@ def test_junk_model_names_do_not_lock_out_a_priced_model():
     catalog = PriceCatalog.load()
     metrics = Metrics(LabelBounds.from_config(Config(), catalog))
     metrics.record_batch([record(model=f"junk-{i}") for i in range(500)])
-    dated = record(model="gpt-4o-2099-01-01")  # not a catalog key: priced as gpt-4o
+    dated = record(model="gpt-4.1-2099-01-01")  # not a catalog key: priced as gpt-4.1
     price_records(catalog, [dated])
     metrics.record_batch([record(model="gpt-5-mini"), dated])
     common = dict(provider="openai", operation="chat", project=OTHER, source="api", status="ok")
     assert value(metrics, "llm_requests_total", model="gpt-5-mini", **common) == 1
-    assert value(metrics, "llm_requests_total", model="gpt-4o", **common) == 1
+    assert value(metrics, "llm_requests_total", model="gpt-4.1", **common) == 1
     assert value(metrics, "llm_requests_total", model=OTHER, **common) == 500
     assert value(metrics, "llm_metric_label_other_records_total", label="model") == 500
 

@@ -199,11 +199,17 @@ def test_cache_writes_are_billed_by_lifetime_and_an_unpriced_lifetime_at_the_bas
     assert twelve == 10 * Decimal("3.75e-06")
 
 
-def test_batch_without_a_batch_rate_is_half_the_rate_of_its_long_context_tier():
+def test_batch_without_a_batch_rate_is_half_the_standard_rate_long_context_included():
     priced = catalog(m=ANTHROPIC)
     short = priced.price("m", "anthropic", batch=True, input_tokens=1000, cache_read_tokens=1000)
-    # The entry's batch rate for input; cache reads have none: half their standard rate.
-    assert short == 1000 * Decimal("1.5e-06") + 1000 * Decimal("1.5e-07")
+    # The entry's batch rate for input; cache reads have none: their standard rate, as
+    # LiteLLM bills them (an entry with batch rates prices every batch rate it has).
+    assert short == 1000 * Decimal("1.5e-06") + 1000 * Decimal("3e-07")
+    no_batch_rates = {"input_cost_per_token": 1e-06, "cache_read_input_token_cost": 1e-07}
+    halved = catalog(n=no_batch_rates).price(
+        "n", "openai", batch=True, input_tokens=1000, cache_read_tokens=1000
+    )
+    assert halved == Decimal("0.0005") + Decimal("0.00005")
     long = priced.price("m", "anthropic", batch=True, input_tokens=200_001, output_tokens=10)
     # Above 200k: the long-context rates at the entry's batch discount (1.5e-6 / 3e-6).
     assert long == 200_001 * Decimal("3e-06") + 10 * Decimal("1.125e-05")
@@ -274,3 +280,12 @@ def test_fast_mode_and_azure_data_zones_are_priced_as_their_providers_bill_them(
     assert eu == Decimal("0.0011")
     # A zone without an entry of its own has no price rather than the global one.
     assert priced.price("gpt-9", "azure.ai.openai", data_residency="us", input_tokens=1) is None
+
+
+def test_a_provider_is_priced_only_by_its_own_entries():
+    anthropic_direct = {**ANTHROPIC, "litellm_provider": "anthropic"}
+    on_bedrock = {**ANTHROPIC, "litellm_provider": "bedrock", "input_cost_per_token": 4e-06}
+    priced = catalog(**{"claude-x": anthropic_direct, "bedrock/claude-x": on_bedrock})
+    assert priced.priced_key("claude-x", "aws.bedrock") == "bedrock/claude-x"
+    assert priced.priced_key("claude-x", "anthropic") == "claude-x"
+    assert catalog(**{"claude-x": anthropic_direct}).priced_key("claude-x", "openai") is None
