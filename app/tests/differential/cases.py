@@ -164,6 +164,8 @@ def cases_for(key: str, entry: Mapping[str, Any]) -> Iterator[Case]:
         yield case("residency_fedramp", typical, data_residency="fedramp")
     if "us" in (entry.get("provider_specific_entry") or {}):
         yield case("inference_geo_us", typical, data_residency="us")
+    if "fast" in (entry.get("provider_specific_entry") or {}):
+        yield case("service_tier_fast", typical, service_tier="fast")
     if "regional_endpoint_uplift_multiplier" in entry:
         for region in VERTEX_REGIONS:
             yield case(f"region_{region}", typical, region=region)

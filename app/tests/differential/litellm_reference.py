@@ -49,7 +49,9 @@ def usage_of(case: Case) -> Usage:
         "ephemeral_12h_input_tokens": tokens.cache_write_12h_tokens,
     }
     completion = tokens.output_tokens + tokens.reasoning_tokens
-    extra = {"inference_geo": case.data_residency} if case.provider == "anthropic" else {}
+    extra = {}
+    if case.provider == "anthropic":  # residency and fast mode are read off Anthropic's usage
+        extra = {"inference_geo": case.data_residency, "speed": case.service_tier}
     return Usage(
         prompt_tokens=tokens.prompt_tokens,
         completion_tokens=completion,
@@ -75,13 +77,14 @@ def call_type_of(case: Case) -> str:
 def litellm_cost(case: Case) -> float:
     """USD LiteLLM charges for the case (prompt plus completion cost), given the model name
     and provider of the request, as the app is, so each resolves the name its own way."""
-    residency = None if case.provider == "anthropic" else case.data_residency
+    anthropic = case.provider == "anthropic"
+    residency = None if anthropic else case.data_residency
     prompt_cost, completion_cost = litellm.cost_per_token(
         model=MODEL_PREFIXES.get(case.entry["litellm_provider"], "") + case.model,
         custom_llm_provider=routing_provider(case.entry["litellm_provider"]),
         usage_object=usage_of(case),
         call_type=call_type_of(case),
-        service_tier=case.service_tier,
+        service_tier=None if anthropic and case.service_tier == "fast" else case.service_tier,
         data_residency=residency,
         vertex_location=case.region,
     )
