@@ -13,12 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 
 import litellm
 import pytest
 from cost_monitor.pricing import CATALOG_MARKER, PriceCatalog, builtin_entries
-from differential.cases import Case, TokenMix, cases_for
+from differential.cases import (
+    OTEL_PROVIDERS,
+    Case,
+    TokenMix,
+    cases_for,
+    model_as_sent,
+    otel_provider,
+)
 from differential.litellm_reference import litellm_cost
 from differential.report import (
     ACCEPTED_DEVIATION,
@@ -220,3 +228,36 @@ def test_every_accepted_deviation_has_a_reason_and_a_case():
     for deviation in ACCEPTED:
         assert deviation.reason
         assert deviation.category in categories
+
+
+def current_models_of_the_five_providers() -> dict[str, dict]:
+    """LiteLLM's own map: the current per-token models of the five providers, every mode the
+    app prices (the catalog's date decides what is current)."""
+    taken = date.fromisoformat(builtin_entries()[CATALOG_MARKER]["prices_taken"])
+    return {
+        key: entry
+        for key, entry in litellm.model_cost.items()
+        if isinstance(entry, dict)
+        and "*" not in key
+        and (entry.get("litellm_provider") in OTEL_PROVIDERS
+             or str(entry.get("litellm_provider")).startswith("vertex_ai"))
+        and entry.get("mode") in ("chat", "responses", "completion", "embedding")
+        and (entry.get("input_cost_per_token") is not None
+             or entry.get("output_cost_per_token") is not None)
+        and ("deprecation_date" not in entry
+             or date.fromisoformat(entry["deprecation_date"]) > taken)
+    }  # fmt: skip
+
+
+def test_every_current_model_of_the_five_providers_is_priced_by_default():
+    current = current_models_of_the_five_providers()
+    unpriced = [
+        key
+        for key, entry in current.items()
+        if CATALOG.priced_key(
+            model_as_sent(key, otel_provider(entry["litellm_provider"])),
+            otel_provider(entry["litellm_provider"]),
+        )
+        is None
+    ]
+    assert len(current) >= 1000 and not unpriced, unpriced
