@@ -180,16 +180,18 @@ class ModelPrice:
         self, counts: Sequence[int], batch: bool = False, service_tier: str | None = None
     ) -> Decimal:
         """USD for one count per token column, in schema.TOKEN_COLUMNS order."""
-        prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
-        tier = next((f"_above_{size // 1000}k_tokens" for size in self.tiers if prompt > size), "")
+        tier = ""
+        if self.tiers:
+            prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
+            tier = next(
+                (f"_above_{size // 1000}k_tokens" for size in self.tiers if prompt > size), ""
+            )
         mode = "_batches" if batch else (f"_{service_tier}" if service_tier else "")
         rates = self._rate_rows.get((tier, mode))
         if rates is None:
             rates = self._rate_rows[(tier, mode)] = self._rate_row(tier, mode)
-        total = counts[0] * rates[0]
-        for count, rate in zip(counts[1:], rates[1:], strict=True):
-            total += count * rate
-        return total
+        # The same sum, in the same order, as a loop of +=; map() runs it without a Python step.
+        return sum(map(operator.mul, counts[1:], rates[1:]), counts[0] * rates[0])
 
     def _rate_row(self, tier: str, mode: str) -> tuple[Decimal, ...]:
         row = []
