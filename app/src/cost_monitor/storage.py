@@ -129,16 +129,10 @@ def _copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
 
 
 def copy_rows(conn: Connection, payload: bytes, columns: Sequence[str] = COPY_COLUMNS) -> None:
-    """Append rows with one COPY, committed when it returns (fails on a duplicate event)."""
-    # In autocommit the COPY is its own transaction: one round trip to the server instead
-    # of three (BEGIN, COPY, COMMIT), each of which makes the writer wait for the GIL again.
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.copy_expert(_copy_statement(TABLE, columns), io.BytesIO(payload), COPY_CHUNK)
-    finally:
-        if not conn.closed:
-            conn.autocommit = False
+    """Append rows with one COPY and commit (fails on a duplicate event)."""
+    with conn.cursor() as cursor:
+        cursor.copy_expert(_copy_statement(TABLE, columns), io.BytesIO(payload), COPY_CHUNK)
+    conn.commit()
 
 
 # What a skipped-or-stored check needs back from an idempotent insert.
