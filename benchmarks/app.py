@@ -145,8 +145,6 @@ def bench_database(
             best["psql"] = max(best["psql"], rows / (time.perf_counter() - started))
 
             truncate(dsn)
-            for record in parsed.records:
-                record.event_id = str(uuid.uuid4())
             started = time.perf_counter()
             waiting = [
                 sink.submit(parsed.records[offset : offset + HTTP_BATCH])
