@@ -2,12 +2,14 @@
 
     python benchmarks/app.py [--rows 200000] [--seconds 10]
 
-1. database ingest: rows/s through the app's writer (encode + COPY + commit) vs `psql \\copy`
-   of the same rows (the machine's limit); target ratio >= 0.5.
+1. database ingest: rows/s through the app's writer (the Sink: requests of 500 records
+   encoded on the caller's thread, coalesced into COPYs of up to --batch-rows by the writer
+   thread, committed) vs `psql \\copy` of the same rows (the machine's limit); target ratio
+   >= 0.9. Beside it, the spool's idempotent replay path.
 2. HTTP ingest end to end (a `cost-monitor serve` process, batches of 500, committed to the
-   database before the answer) vs a bare aiohttp server that only parses the same bodies;
-   target >= 20,000 records/s.
-3. GET /metrics with about 2,000 series vs GET /healthz; target < 50 ms. Resident memory of
+   database before the answer) as a ratio to `psql \\copy` of the same rows in the same run;
+   target >= 0.7. Beside it, a bare aiohttp server that only parses the same bodies.
+3. GET /metrics with about 2,000 series vs GET /healthz; target < 20 ms. Resident memory of
    the server under the HTTP load; target < 200 MB.
 
 Needs Docker and the aicost-test/timescaledb:2.29.2-pg17 image (tests/images/build.sh). Prints
@@ -17,6 +19,7 @@ figures and never fails on them: targets are reported, not asserted.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import socket
 import statistics
@@ -40,10 +43,15 @@ sys.path.insert(0, str(REPO / "app" / "tests"))
 
 from app_helpers import create_schema  # noqa: E402
 from cost_monitor import storage  # noqa: E402
+from cost_monitor.budgets import SpendTracker  # noqa: E402
+from cost_monitor.metrics import Metrics  # noqa: E402
 from cost_monitor.pricing import PriceCatalog, price_records  # noqa: E402
 from cost_monitor.records import IngestLimits, parse_body  # noqa: E402
+from cost_monitor.sink import Sink  # noqa: E402
+from cost_monitor.spool import Spool  # noqa: E402
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container  # noqa: E402
 
+HTTP_BATCH = 500  # records per request, as the HTTP load sends them
 MODELS = ["gpt-5-mini", "gpt-5", "gpt-4.1-mini", "o4-mini", "gpt-5-nano"]
 BARE_SERVER = """
 import sys, orjson
@@ -94,7 +102,9 @@ def truncate(dsn: str) -> None:
     conn.close()
 
 
-def bench_database(dsn: str, rows: int, batch_rows: int, rounds: int) -> tuple[float, ...]:
+def bench_database(
+    dsn: str, rows: int, batch_rows: int, rounds: int, workdir: Path
+) -> tuple[float, ...]:
     """(app writer, psql, idempotent replay) rows/s: best of interleaved rounds.
 
     Interleaving and keeping the best of each damps the noise of other work on the machine.
@@ -104,6 +114,15 @@ def bench_database(dsn: str, rows: int, batch_rows: int, rounds: int) -> tuple[f
     price_records(PriceCatalog.load(), parsed.records)
     columns = ", ".join(storage.COPY_COLUMNS)
     best = {"app": 0.0, "psql": 0.0, "replay": 0.0}
+    sink = Sink(
+        functools.partial(storage.connect, dsn=dsn),
+        Spool(workdir / "bench-spool", 1 << 30),
+        Metrics(),
+        SpendTracker(),
+        max_rows_per_write=batch_rows,
+    )
+    sink.start()
+    sink.submit([]).result(timeout=30)  # connected, and this month's spend loaded
     conn = storage.connect(dsn=dsn)
     with tempfile.NamedTemporaryFile(suffix=".copy") as data:
         data.write(storage.encode_rows(parsed.records))
@@ -127,9 +146,12 @@ def bench_database(dsn: str, rows: int, batch_rows: int, rounds: int) -> tuple[f
 
             truncate(dsn)
             started = time.perf_counter()
-            for offset in range(0, rows, batch_rows):
-                chunk = parsed.records[offset : offset + batch_rows]
-                storage.copy_rows(conn, storage.encode_rows(chunk))
+            waiting = [
+                sink.submit(parsed.records[offset : offset + HTTP_BATCH])
+                for offset in range(0, rows, HTTP_BATCH)
+            ]
+            for future in waiting:
+                future.result(timeout=120)
             best["app"] = max(best["app"], rows / (time.perf_counter() - started))
 
             truncate(dsn)
@@ -141,6 +163,7 @@ def bench_database(dsn: str, rows: int, batch_rows: int, rounds: int) -> tuple[f
                 storage.copy_rows_idempotent(conn, storage.encode_rows(chunk))
             best["replay"] = max(best["replay"], rows / (time.perf_counter() - started))
     conn.close()
+    sink.stop()
     return best["app"], best["psql"], best["replay"]
 
 
@@ -212,7 +235,7 @@ def rss_mb(pid: int) -> float:
 
 def bench_http(dsn: str, seconds: float, rounds: int, workdir: Path) -> dict[str, float]:
     """Alternate rounds against the app and a bare server (both running); best of each."""
-    batch = 500
+    batch = HTTP_BATCH
     body = orjson.dumps(records(batch))
     figures: dict[str, float] = {"bare": 0.0, "app": 0.0, "failed": 0, "acknowledged": 0}
     truncate(dsn)
@@ -340,14 +363,14 @@ def main() -> int:
     ):
         create_schema(database.dsn)
         app_rate, psql_rate, replay_rate = bench_database(
-            database.dsn, args.rows, args.batch_rows, args.rounds
+            database.dsn, args.rows, args.batch_rows, args.rounds, Path(workdir)
         )
         http = bench_http(database.dsn, args.seconds, args.rounds, Path(workdir))
     print(
         f"\ncost monitor benchmarks ({os.cpu_count()} CPUs, PostgreSQL 17 + TimescaleDB,"
         f" best of {args.rounds} interleaved rounds)"
     )
-    line("db ingest, app writer", app_rate, "rows/s", "psql \\copy", psql_rate, ">= 0.5")
+    line("db ingest, app writer", app_rate, "rows/s", "psql \\copy", psql_rate, "ratio >= 0.9")
     line("db ingest, spool replay path", replay_rate, "rows/s", "psql \\copy", psql_rate, "info")
     line(
         "http ingest, batches of 500",
@@ -355,7 +378,7 @@ def main() -> int:
         "records/s",
         "bare aiohttp+orjson",
         http["bare"],
-        ">= 20,000 records/s",
+        "info (transport ceiling)",
     )
     line(
         "http ingest, batches of 500",
@@ -363,7 +386,7 @@ def main() -> int:
         "records/s",
         "psql \\copy (database limit)",
         psql_rate,
-        ">= 20,000 records/s",
+        "ratio >= 0.7",
     )
     line(
         "GET /metrics",
@@ -371,7 +394,7 @@ def main() -> int:
         "ms",
         "GET /healthz",
         http["healthz_ms"],
-        f"< 50 ms ({http['series']:.0f} series)",
+        f"< 20 ms ({http['series']:.0f} series)",
     )
     line(
         "resident memory under load",

@@ -317,8 +317,10 @@ class ModelPrice:
         cache_write_tokens counts the writes of every lifetime; the 1-hour and 12-hour
         counts say how many of them are billed at their longer lifetime's rate.
         """
-        prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
-        tier = next((size for size in self.tiers if prompt > size), 0)
+        tier = 0
+        if self.tiers:
+            prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
+            tier = next((size for size in self.tiers if prompt > size), 0)
         mode = "_batches" if batch else SERVICE_TIER_SUFFIXES.get(service_tier or "", "")
         rates = self._rate_rows.get((tier, mode))
         if rates is None:

@@ -326,10 +326,10 @@ class _Context:
         problems: list[Problem] = []
         if raw.keys().isdisjoint(ALIAS_NAMES):
             item = raw
-            tokens = self._native_tokens(item, problems)
+            fields = self._native_tokens(item, problems)
         else:
             item = _canonical_names(raw)
-            tokens = self._tokens(raw, item, problems)
+            fields = self._tokens(raw, item, problems)
         record_time = self._time(item.get("time"), problems)
         if item.get("time") is None and item.get("event_id") is not None:
             problems.append(
@@ -341,24 +341,46 @@ class _Context:
                 )
             )
         provider = self._provider(item.get("provider"), problems)
-        model = _text(item, "model", problems, required=True, max_length=MAX_MODEL_LENGTH)
-        operation = _text(item, "operation", problems, max_length=64) or "chat"
-        source = _text(item, "source", problems, max_length=64) or "api"
-        status = self._status(item.get("status"), problems)
-        texts = {}
+        # Each check inlines its common case (present and valid, or absent) and leaves the
+        # explaining to the helper: this runs once per record on the ingest path.
+        model = item.get("model")
+        if not (type(model) is str and 0 < len(model) <= MAX_MODEL_LENGTH and "\x00" not in model):
+            model = _text(item, "model", problems, required=True, max_length=MAX_MODEL_LENGTH)
+        operation = item.get("operation")
+        if not (type(operation) is str and 0 < len(operation) <= 64 and "\x00" not in operation):
+            operation = _text(item, "operation", problems, max_length=64) or "chat"
+        source = item.get("source")
+        if not (type(source) is str and 0 < len(source) <= 64 and "\x00" not in source):
+            source = _text(item, "source", problems, max_length=64) or "api"
+        status = item.get("status")
+        if status is None:
+            status = "ok"
+        elif not (type(status) is str and status in STATUSES):
+            status = self._status(status, problems)
+        # fields: the token counts so far, then the optional texts (one ** at the end).
         for name in OPTIONAL_TEXT_FIELDS:
             value = item.get(name)
             # Inline common case (short text or absent); _text explains anything else.
             if value is None or (
                 type(value) is str and 0 < len(value) <= MAX_TEXT_LENGTH and "\x00" not in value
             ):
-                texts[name] = value
+                fields[name] = value
             else:
-                texts[name] = _text(item, name, problems)
-        event_id = _event_id(item.get("event_id"), problems)
-        cost = _billed_cost(item.get("cost_usd"), problems)
-        duration = _duration(item.get("duration_seconds"), problems)
-        metadata = _metadata(item.get("metadata"), problems)
+                fields[name] = _text(item, name, problems)
+        event_id = item.get("event_id")
+        if event_id is not None:
+            event_id = _event_id(event_id, problems)
+        cost = item.get("cost_usd")
+        if cost is not None:
+            cost = _billed_cost(cost, problems)
+        duration = item.get("duration_seconds")
+        if type(duration) is float and 0 <= duration <= MAX_DURATION_SECONDS:
+            pass
+        elif duration is not None:
+            duration = _duration(duration, problems)
+        metadata = item.get("metadata")
+        if metadata is not None:
+            metadata = _metadata(metadata, problems)
         batch = item.get("batch", False)
         if not isinstance(batch, bool):
             problems.append(("batch", "must be true or false", "wrong_type"))
@@ -398,8 +420,7 @@ class _Context:
                 service_tier=tier,
                 data_residency=residency,
                 region=region,
-                **texts,
-                **tokens,
+                **fields,
             ),
             [],
         )
@@ -537,18 +558,18 @@ class _Context:
         return str(value)
 
 
-_UUID_VARIANT = "89ab"
+# The variant digit of a version 4 UUID (binary 10xx) for each random hex digit.
+_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def new_event_ids(count: int) -> list[str]:
     """``count`` random version 4 UUIDs as text."""
     hexes = os.urandom(16 * count).hex()
-    ids = []
-    for start in range(0, 32 * count, 32):
-        h = hexes[start : start + 32]
-        variant = _UUID_VARIANT[int(h[16], 16) & 3]
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
-    return ids
+    variant = _UUID_VARIANT
+    return [
+        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:]}"
+        for h in (hexes[start : start + 32] for start in range(0, 32 * count, 32))
+    ]
 
 
 def _canonical_names(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ one definition shared with the timescaledb_init module.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -51,43 +51,75 @@ def _text(value: str | None) -> str:
     return value.translate(_ESCAPES)
 
 
+# How a value of each SQL type becomes COPY text ("{}" is the value). Text types (TEXT,
+# UUID, and JSONB once dumped) go through the escaping check instead.
+_COPY_TEXT_OF_TYPE = {
+    "TIMESTAMPTZ": "{}.isoformat()",
+    "BIGINT": "{}",  # an f-string formats an int as str() does
+    "INTEGER": "{}",
+    "NUMERIC": "str({})",
+    "DOUBLE PRECISION": "repr({})",
+    "BOOLEAN": "('t' if {} else 'f')",
+}
+_TEXT_TYPES = frozenset({"TEXT", "UUID", "JSONB"})
+
+
+def _row_encoder_source(columns: Sequence[schema.Column]) -> str:
+    """Python source of ``encode_row(record) -> str``: one COPY text line for the columns.
+
+    Generated from the schema once, as dataclasses generates ``__init__``: a function call
+    per cell would cost more than the rest of the row. The text cells of a row are looked
+    through together for a character COPY must escape, and escaped one by one only then.
+    """
+    body = ["def encode_row(r):"]
+    fast, escaped, probes = [], [], []
+    for index, column in enumerate(columns):
+        value = f"v{index}"
+        sql_type = column.sql_type.split("(")[0].upper()
+        body.append(f"    {value} = r.{column.name}")
+        if sql_type in _TEXT_TYPES:
+            if sql_type == "JSONB":
+                body.append(f"    if {value} is not None: {value} = dumps({value}).decode()")
+            probes.append(f"{{{value}}}")
+            fast.append(f"{{NULL if {value} is None else {value}}}")
+            escaped.append(f"{{_text({value})}}")
+        else:
+            text = _COPY_TEXT_OF_TYPE[sql_type].format(value)
+            cell = f"{{NULL if {value} is None else {text}}}"
+            fast.append(cell)
+            escaped.append(cell)
+    tab = "\\t"  # the two characters backslash and t, which the generated f-strings read as a tab
+    body += [
+        '    probe = f"' + " ".join(probes) + '"',
+        '    if not ("\\\\" in probe or "\\t" in probe or "\\n" in probe or "\\r" in probe):',
+        '        return f"' + tab.join(fast) + '"',
+        '    return f"' + tab.join(escaped) + '"',
+    ]
+    return "\n".join(body) + "\n"
+
+
+def row_encoder(
+    columns: Sequence[schema.Column], record_type: type = UsageRecord
+) -> Callable[[Any], str]:
+    """``encode_row(record) -> str`` for the columns, each read from the same-named field."""
+    missing = [c.name for c in columns if c.name not in record_type.__dataclass_fields__]
+    if missing:
+        raise RuntimeError(f"{record_type.__name__} lacks written columns: {missing}")
+    namespace = {"NULL": NULL, "_text": _text, "dumps": orjson.dumps}
+    exec(_row_encoder_source(columns), namespace)
+    return namespace["encode_row"]
+
+
+encode_row = row_encoder([schema.TABLES[TABLE].column(name) for name in COPY_COLUMNS])
+
+
 def encode_rows(records: Iterable[UsageRecord]) -> bytes:
     """Rows in PostgreSQL's COPY text format, in COPY_COLUMNS order."""
-    lines = []
-    for r in records:
-        lines.append(
-            "\t".join(
-                (
-                    r.time.isoformat(),
-                    r.event_id,
-                    _text(r.provider),
-                    _text(r.model),
-                    _text(r.operation),
-                    _text(r.project),
-                    _text(r.customer_id),
-                    _text(r.user_id),
-                    _text(r.api_key_id),
-                    _text(r.feature),
-                    _text(r.request_id),
-                    _text(r.source),
-                    _text(r.status),
-                    str(r.input_tokens),
-                    str(r.cache_read_tokens),
-                    str(r.cache_write_tokens),
-                    str(r.output_tokens),
-                    str(r.reasoning_tokens),
-                    NULL if r.cost_usd is None else str(r.cost_usd),
-                    _text(r.cost_source),
-                    NULL if r.duration_seconds is None else repr(r.duration_seconds),
-                    NULL if r.metadata is None else _text(orjson.dumps(r.metadata).decode()),
-                    str(r.cache_write_1h_tokens),
-                    str(r.cache_write_12h_tokens),
-                )
-            )
-        )
+    lines = list(map(encode_row, records))
     if not lines:
         return b""
-    return ("\n".join(lines) + "\n").encode()
+    lines.append("")
+    return "\n".join(lines).encode()
 
 
 def _copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
