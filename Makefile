@@ -65,6 +65,8 @@ molecule:
 
 bench: setup collection-link images
 	python benchmarks/app.py
+	python benchmarks/ingest_stages.py
+	python benchmarks/pricing.py
 	python benchmarks/timescaledb_modules.py
 	python benchmarks/dashboards_sql.py
 
