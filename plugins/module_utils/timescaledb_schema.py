@@ -21,6 +21,7 @@ __all__ = [
     "CONSUMPTION_MEASURES",
     "TABLES",
     "TOKEN_COLUMNS",
+    "TOKEN_COUNT_COLUMNS",
     "TOKEN_TYPES",
     "Aggregate",
     "Column",
@@ -117,6 +118,8 @@ TOKEN_TYPES = {column: column[: -len("_tokens")] for column in TOKEN_COLUMNS}
 # cache_write_tokens, not extra tokens: sums and rollups of the token columns stay right.
 # Added after the first release, so they come last in their tables, as ADD COLUMN put them.
 CACHE_WRITE_LIFETIME_COLUMNS = ("cache_write_1h_tokens", "cache_write_12h_tokens")
+# Every token count a usage row carries.
+TOKEN_COUNT_COLUMNS = (*TOKEN_COLUMNS, *CACHE_WRITE_LIFETIME_COLUMNS)
 
 
 def _count_columns(names: Sequence[str]) -> tuple[Column, ...]:

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from cost_monitor.records import UsageRecord
-from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS
+from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS, TOKEN_COUNT_COLUMNS
 
 INPUT = "input_cost_per_token"
 OUTPUT = "output_cost_per_token"
@@ -51,7 +51,7 @@ LIFETIME_RATES: dict[str, str] = dict(
     zip(CACHE_WRITE_LIFETIME_COLUMNS, (CACHE_WRITE_1H, CACHE_WRITE_12H), strict=True)
 )
 # Every count pricing reads, in the order ModelPrice.cost_of_counts takes them.
-PRICED_COLUMNS = (*TOKEN_COLUMNS, *CACHE_WRITE_LIFETIME_COLUMNS)
+PRICED_COLUMNS = TOKEN_COUNT_COLUMNS
 _WRITES = TOKEN_COLUMNS.index("cache_write_tokens")
 _LIFETIMES = slice(len(TOKEN_COLUMNS), len(PRICED_COLUMNS))
 # The columns that make up the prompt, whose size selects a long-context tier.
@@ -533,14 +533,6 @@ def provider_keys(name: str, provider: str) -> list[str]:
         key = name if name.startswith(prefix) else prefix + name
         if key not in keys:
             keys.append(key)
-    return keys
-
-
-def candidate_keys(model: str, provider: str) -> list[str]:
-    """Catalog keys to try for a model, most specific first."""
-    keys: list[str] = []
-    for name, _ in normalised_names(model):
-        keys += [key for key in provider_keys(name, provider) if key not in keys]
     return keys
 
 

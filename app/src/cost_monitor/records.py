@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS
+from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COUNT_COLUMNS
 
 # OTel gen_ai.provider.name values (plus the ones LLM gateways commonly emit).
 KNOWN_PROVIDERS = frozenset(
@@ -99,7 +99,7 @@ OTEL_TOKEN_PARTS = {
 }
 
 ALIAS_NAMES = frozenset([*FIELD_ALIASES, *OTEL_TOKEN_PARTS, OTEL_INPUT_TOTAL, OTEL_OUTPUT_TOTAL])
-TOKEN_FIELDS = (*TOKEN_COLUMNS, *CACHE_WRITE_LIFETIME_COLUMNS)
+TOKEN_FIELDS = TOKEN_COUNT_COLUMNS
 OPTIONAL_TEXT_FIELDS = ("project", "customer_id", "user_id", "api_key_id", "feature", "request_id")
 MAX_TEXT_LENGTH = 256
 MAX_MODEL_LENGTH = 200

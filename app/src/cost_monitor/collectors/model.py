@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS, conflict_columns
+from cost_monitor.schema import TOKEN_COUNT_COLUMNS, conflict_columns
 
 HOUR = 3600
 DAY = 86400
 
 # The natural key of llm_provider_usage, in the table's column order, and the token columns.
 KEY_FIELDS = conflict_columns("llm_provider_usage")
-TOKEN_FIELDS = (*TOKEN_COLUMNS, *CACHE_WRITE_LIFETIME_COLUMNS)
+TOKEN_FIELDS = TOKEN_COUNT_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)
