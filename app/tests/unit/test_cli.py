@@ -31,6 +31,22 @@ def test_prices_quote_of_an_unknown_model_fails(capsys):
     assert "no price" in capsys.readouterr().err
 
 
+def test_prices_quote_says_which_entry_an_unpriced_variant_resembles(capsys):
+    # gpt-4o's snapshots are priced differently ($5 and $2.50 input): a new one is not guessed.
+    assert main(["prices", "--quote", "gpt-4o-2099-01-01", "--input-tokens", "10"]) == 1
+    err = capsys.readouterr().err
+    assert "no price" in err and "variant of gpt-4o" in err
+
+
+def test_prices_quote_takes_lifetimes_residency_and_region(capsys):
+    base = ["prices", "--quote", "claude-opus-5", "--provider", "anthropic"]
+    tokens = ["--cache-write-tokens", "1000000", "--cache-write-1h-tokens", "1000000"]
+    assert main([*base, *tokens]) == 0
+    one_hour = Decimal(capsys.readouterr().out.split()[0])
+    assert main([*base, *tokens, "--data-residency", "us"]) == 0
+    assert Decimal(capsys.readouterr().out.split()[0]) == one_hour * Decimal("1.1")
+
+
 def test_prices_list_filters_and_reads_extra_files(tmp_path, capsys):
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps({"zz-house-model": {"input_cost_per_token": 2e-06}}))
