@@ -66,7 +66,7 @@ BATCH_DISCOUNT = Decimal("0.5")
 # Anthropic's fast mode, billed as a multiple of the standard rates (see uplifts()).
 SERVICE_TIER_SUFFIXES = {"flex": "_flex", "priority": "_priority", "fast": "_priority"}
 # Azure OpenAI data-zone deployments have entries of their own, ``azure/<zone>/<model>``.
-AZURE_DATA_ZONES = {"eu": "eu", "us": "us"}
+AZURE_DATA_ZONES = frozenset({"eu", "us"})
 # Normalisations of a model name, tried when no entry has the exact name. Each strips one
 # kind of variant; it is used only when every entry of that kind has the same prices.
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
@@ -447,9 +447,9 @@ class PriceCatalog:
     ) -> ModelPrice | None:
         """The price of a model as served under a data residency: an Azure OpenAI data-zone
         deployment has its own entry (``azure/eu/gpt-5``); elsewhere, the model's."""
-        zone = AZURE_DATA_ZONES.get(data_residency or "")
-        if zone and provider == "azure.ai.openai":
-            return self.lookup(f"azure/{zone}/{model.removeprefix('azure/')}", provider)
+        if data_residency in AZURE_DATA_ZONES and provider == "azure.ai.openai":
+            zoned = f"azure/{data_residency}/{model.removeprefix('azure/')}"
+            return self.lookup(zoned, provider)
         return self.lookup(model, provider)
 
     def _find(self, model: str, provider: str) -> ModelPrice | None:
@@ -461,15 +461,15 @@ class PriceCatalog:
                 found = ModelPrice.from_entry(key, entry)
                 if found is None:
                     continue
-                if all(self._alike(key, kind) for kind in stripped):
+                if all(self._alike(found, kind) for kind in stripped):
                     return found
                 # A variant of an entry whose variants are priced unlike: never guess which.
                 self.refused[(provider, model)] = key
                 return None
         return None
 
-    def _alike(self, key: str, kind: str) -> bool:
-        """Whether every entry differing from ``key`` only by a ``kind`` variant (a date,
+    def _alike(self, found: ModelPrice, kind: str) -> bool:
+        """Whether every entry differing from ``found`` only by a ``kind`` variant (a date,
         a region) has the same prices, so a variant the catalog lacks costs the same too."""
         if self._variants is None:
             self._variants = {}
@@ -482,9 +482,8 @@ class PriceCatalog:
                     if bare != other:
                         signatures = self._variants.setdefault((variant_kind, bare), set())
                         signatures.add(price.signature())
-        found = ModelPrice.from_entry(key, self._entries[key])
-        siblings = self._variants.get((kind, VARIANT_KINDS[kind](key)), set())
-        return found is not None and siblings <= {found.signature()}
+        siblings = self._variants.get((kind, VARIANT_KINDS[kind](found.key)), set())
+        return siblings <= {found.signature()}
 
 
 def serves(entry: Mapping[str, Any], provider: str) -> bool:
