@@ -194,6 +194,11 @@ def parse_body(
     if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
         return _parse_ndjson(body, limits, now)
     _refuse_if_over_limit(body, limits.max_batch_records)
+    from cost_monitor.typed_batch import parse_plain_array  # it builds on this module
+
+    plain = parse_plain_array(body, limits, now)
+    if plain is not None:
+        return plain
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
