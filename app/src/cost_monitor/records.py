@@ -68,7 +68,8 @@ SERVICE_TIERS = frozenset({"flex", "priority", "fast"})
 # processing ("eu", "us") and FedRAMP endpoint, Anthropic's US-only inference ("us").
 DATA_RESIDENCIES = frozenset({"global", "us", "eu", "fedramp"})
 # A cloud location such as Vertex AI's "us-east5" or "global" (regional endpoints cost more).
-_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+REGION_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
+_REGION = re.compile(REGION_PATTERN)
 
 # Alias -> canonical field. Native names win when a record carries both.
 FIELD_ALIASES = {
@@ -194,6 +195,11 @@ def parse_body(
     if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
         return _parse_ndjson(body, limits, now)
     _refuse_if_over_limit(body, limits.max_batch_records)
+    from cost_monitor.typed_batch import parse_plain_array  # it builds on this module
+
+    plain = parse_plain_array(body, limits, now)
+    if plain is not None:
+        return plain
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
