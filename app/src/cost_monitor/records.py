@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
 import orjson
 
 from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COUNT_COLUMNS
@@ -118,8 +119,10 @@ class IngestLimits:
     extra_providers: frozenset[str] = frozenset()
 
 
-@dataclass(slots=True)
-class UsageRecord:
+class UsageRecord(msgspec.Struct):
+    """One LLM call's usage. A msgspec Struct rather than a dataclass: ingest builds one per
+    record, and the fast path (typed_batch) decodes JSON straight into a subclass of it."""
+
     time: datetime
     event_id: str  # canonical lowercase UUID text
     provider: str
