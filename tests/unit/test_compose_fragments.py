@@ -138,7 +138,7 @@ def test_cost_monitor(run_role_tasks, tmp_path: Path) -> None:
     ("prometheus", "prometheus", {}), ("alertmanager", "alertmanager", {}),
     ("node_exporter", "node-exporter", {}), ("timescaledb", "timescaledb", {}),
     ("cost_monitor", "cost-monitor", {"cost_monitor_image": "example/cost-monitor"}),
-    ("grafana", "grafana", {}),
+    ("grafana", "grafana", {}), ("loki", "loki", {}),
 ])  # fmt: skip
 def test_a_fragment_of_plain_values_leaves_no_dollar_unescaped(
     run_role_tasks, tmp_path: Path, role: str, service: str, variables: dict
