@@ -22,7 +22,7 @@ RoleRunner = Callable[..., subprocess.CompletedProcess]
 
 @pytest.fixture
 def run_role_tasks(tmp_path: Path) -> RoleRunner:
-    """run_role_tasks(role, tasks_from, variables, groups=...) -> the ansible-playbook result.
+    """run_role_tasks(role, tasks_from, variables, groups=..., check_mode=...) -> the result.
 
     `groups` maps inventory group names to {host: hostvars}; the play runs on `localhost`,
     which is in every group named (and in none by default).
@@ -38,6 +38,7 @@ def run_role_tasks(tmp_path: Path) -> RoleRunner:
         tasks_from: str,
         variables: dict,
         groups: dict[str, dict[str, dict]] | None = None,
+        check_mode: bool = False,
     ) -> subprocess.CompletedProcess:
         inventory = {
             "all": {
@@ -72,7 +73,8 @@ def run_role_tasks(tmp_path: Path) -> RoleRunner:
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
         }
         return subprocess.run(
-            ["ansible-playbook", "-i", "inventory.json", "playbook.json", "-e", "@vars.json"],
+            ["ansible-playbook", "-i", "inventory.json", "playbook.json", "-e", "@vars.json"]
+            + (["--check"] if check_mode else []),
             cwd=tmp_path, env=env, capture_output=True, text=True, check=False)  # fmt: skip
 
     return run
