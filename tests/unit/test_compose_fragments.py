@@ -77,11 +77,18 @@ def test_node_exporter(run_role_tasks, tmp_path: Path) -> None:
         "node_exporter_extra_args": [NEW_KEY, FLOW, FROM_ENV],
         "node_exporter_rootfs_propagation": NEW_KEY,
         "node_exporter_publish_address": "127.0.0.1",
+        "node_exporter_textfile_dir": str(tmp_path / "textfile"),
     })  # fmt: skip
     assert set(fragment) == {"services"}
     service = fragment["services"]["node-exporter"]
     assert set(service) == {"image", "command", "pid", "volumes", "ports", "healthcheck", "restart"}
-    assert service["command"] == ["--path.rootfs=/host", NEW_KEY, FLOW, as_written(FROM_ENV)]
+    assert service["command"] == [
+        "--path.rootfs=/host",
+        f"--collector.textfile.directory=/host{tmp_path}/textfile",
+        NEW_KEY,
+        FLOW,
+        as_written(FROM_ENV),
+    ]
     assert service["volumes"] == [f"/:/host:ro,{NEW_KEY}"]
 
 
