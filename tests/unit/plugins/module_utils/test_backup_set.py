@@ -225,3 +225,31 @@ def test_unknown_settings_are_refused(tmp_path):
     path.write_text(json.dumps({"backup_dir": "/b", "stack_dir": "/s", "keep_dialy": 3}))
     with pytest.raises(ValueError, match="unknown settings keep_dialy"):
         backup_set.BackupConfig.load(str(path))
+
+
+@pytest.fixture
+def umask_kept():
+    """main() sets the program's umask; the test process keeps its own."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.usefixtures("umask_kept")
+def test_the_program_exit_status_tells_the_restore_what_it_found(tmp_path, capsys):
+    config = config_for(tmp_path)
+    settings = tmp_path / "backup.json"
+    settings.write_text(
+        json.dumps({"backup_dir": config.backup_dir, "stack_dir": config.stack_dir})
+    )
+    assert backup_set.main(["--config", str(settings), "verify", "latest"]) == 1
+    assert "no complete backup set" in capsys.readouterr().err
+    identifier = fake_set(config, datetime.datetime(2026, 3, 1, tzinfo=UTC))
+    assert backup_set.main(["--config", str(settings), "verify", "latest"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == identifier
+    Path(config.backup_dir, identifier, "config.tar.gz").write_bytes(b"y" * 10)
+    assert backup_set.main(["--config", str(settings), "verify", identifier]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["problems"] == ["config.tar.gz: sha256 differs from the manifest"]
