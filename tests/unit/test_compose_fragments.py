@@ -53,6 +53,8 @@ def test_prometheus(run_role_tasks, tmp_path: Path) -> None:
         f"--storage.tsdb.retention.time={NEW_KEY}",
         f"--storage.tsdb.retention.size={FLOW}",
         f"--web.external-url={as_written(FROM_ENV)}",
+        # Behind the proxy's /prometheus/ the external URL has a path; the routes stay at /.
+        "--web.route-prefix=/",
     ]
 
 
@@ -159,6 +161,7 @@ HARDENED = [
     ("timescaledb", "timescaledb", "1g", "1"),
     ("cost_monitor", "cost-monitor", "512m", "1"),
     ("grafana", "grafana", "512m", "1"),
+    ("proxy", "proxy", "128m", "0.5"),
 ]
 EXAMPLE_IMAGE = {"cost_monitor_image": "example/cost-monitor"}
 
