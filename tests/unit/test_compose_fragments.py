@@ -177,11 +177,11 @@ def test_every_service_runs_limited_unprivileged_and_read_only(
     assert "cap_add" not in spec
     assert spec["restart"] == "unless-stopped"
     assert spec["read_only"] is True
-    uid = str(spec["user"]).split(":")[0]
+    uid = str(spec["user"]).split(":", maxsplit=1)[0]
     assert uid.isdigit() and uid != "0"
 
 
-@pytest.mark.parametrize("role, service", [(role, service) for role, service, *_ in HARDENED])
+@pytest.mark.parametrize("role, service", [entry[:2] for entry in HARDENED])
 def test_limits_follow_the_variables_and_empty_sets_none(
     run_role_tasks, tmp_path: Path, role: str, service: str
 ) -> None:
