@@ -60,3 +60,19 @@ def test_the_preflight_refuses_bad_tls_settings(run_role_tasks, variables: dict,
     result = run_role_tasks("proxy", "preflight", LOOPBACK | variables)
     assert result.returncode != 0
     assert says in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize("variables, root_url", [
+    ({}, "https://localhost/"),
+    ({"proxy_server_name": "mon1.example.internal", "proxy_https_port": 8443},
+     "https://mon1.example.internal:8443/"),
+    ({"proxy_enabled": False}, "%(protocol)s://%(domain)s:%(http_port)s/"),
+    ({"grafana_root_url": "https://grafana.example.com/"}, "https://grafana.example.com/"),
+])  # fmt: skip
+def test_grafana_links_to_the_address_users_open(
+    run_role_tasks, tmp_path: Path, variables: dict, root_url: str
+) -> None:
+    result = run_role_tasks("grafana", "configure", {"stack_dir": str(tmp_path)} | variables)
+    assert result.returncode == 0, result.stdout
+    ini = (tmp_path / "config" / "grafana" / "grafana.ini").read_text()
+    assert f"root_url = {root_url}\n" in ini
