@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "app" / "src"
 
 # Runs inside a fresh interpreter with the source tree under test first on sys.path.
 MEASURE = r"""
-import dataclasses, itertools, json, sys, time
+import inspect, itertools, json, sys, time
 from datetime import UTC, datetime
 from cost_monitor.pricing import PriceCatalog, price_records
 from cost_monitor.records import UsageRecord
@@ -36,7 +36,7 @@ MODELS = [
     ("aws.bedrock", "amazon.nova-pro-v1:0"), ("gcp.gemini", "gemini-2.5-pro"),
     ("gcp.vertex_ai", "gemini-2.5-flash"), ("azure.ai.openai", "gpt-4.1"), ("openai", "mystery"),
 ]
-fields = {f.name for f in dataclasses.fields(UsageRecord)}
+fields = set(inspect.signature(UsageRecord).parameters)  # a dataclass or a Struct
 extras = [
     {"cache_write_1h_tokens": 200}, {"data_residency": "eu"}, {"region": "us-east5"},
     {"batch": True}, {"service_tier": "priority"},

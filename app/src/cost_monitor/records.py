@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
 import orjson
 
 from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COUNT_COLUMNS
@@ -68,7 +69,8 @@ SERVICE_TIERS = frozenset({"flex", "priority", "fast"})
 # processing ("eu", "us") and FedRAMP endpoint, Anthropic's US-only inference ("us").
 DATA_RESIDENCIES = frozenset({"global", "us", "eu", "fedramp"})
 # A cloud location such as Vertex AI's "us-east5" or "global" (regional endpoints cost more).
-_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+REGION_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
+_REGION = re.compile(REGION_PATTERN)
 
 # Alias -> canonical field. Native names win when a record carries both.
 FIELD_ALIASES = {
@@ -103,6 +105,7 @@ TOKEN_FIELDS = TOKEN_COUNT_COLUMNS
 OPTIONAL_TEXT_FIELDS = ("project", "customer_id", "user_id", "api_key_id", "feature", "request_id")
 MAX_TEXT_LENGTH = 256
 MAX_MODEL_LENGTH = 200
+MAX_TAG_LENGTH = 64  # operation and source
 MAX_METADATA_BYTES = 8192
 MAX_DURATION_SECONDS = 86400.0
 MAX_BILLED_COST_USD = Decimal(1_000_000)
@@ -117,8 +120,10 @@ class IngestLimits:
     extra_providers: frozenset[str] = frozenset()
 
 
-@dataclass(slots=True)
-class UsageRecord:
+class UsageRecord(msgspec.Struct):
+    """One LLM call's usage. A msgspec Struct rather than a dataclass: ingest builds one per
+    record, and the fast path (typed_batch) decodes JSON straight into a subclass of it."""
+
     time: datetime
     event_id: str  # canonical lowercase UUID text
     provider: str
@@ -194,6 +199,11 @@ def parse_body(
     if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
         return _parse_ndjson(body, limits, now)
     _refuse_if_over_limit(body, limits.max_batch_records)
+    from cost_monitor.typed_batch import parse_plain_array  # it builds on this module
+
+    plain = parse_plain_array(body, limits, now)
+    if plain is not None:
+        return plain
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -347,11 +357,15 @@ class _Context:
         if not (type(model) is str and 0 < len(model) <= MAX_MODEL_LENGTH and "\x00" not in model):
             model = _text(item, "model", problems, required=True, max_length=MAX_MODEL_LENGTH)
         operation = item.get("operation")
-        if not (type(operation) is str and 0 < len(operation) <= 64 and "\x00" not in operation):
-            operation = _text(item, "operation", problems, max_length=64) or "chat"
+        if not (
+            type(operation) is str
+            and 0 < len(operation) <= MAX_TAG_LENGTH
+            and "\x00" not in operation
+        ):
+            operation = _text(item, "operation", problems, max_length=MAX_TAG_LENGTH) or "chat"
         source = item.get("source")
-        if not (type(source) is str and 0 < len(source) <= 64 and "\x00" not in source):
-            source = _text(item, "source", problems, max_length=64) or "api"
+        if not (type(source) is str and 0 < len(source) <= MAX_TAG_LENGTH and "\x00" not in source):
+            source = _text(item, "source", problems, max_length=MAX_TAG_LENGTH) or "api"
         status = item.get("status")
         if status is None:
             status = "ok"

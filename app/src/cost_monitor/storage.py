@@ -102,7 +102,7 @@ def row_encoder(
     columns: Sequence[schema.Column], record_type: type = UsageRecord
 ) -> Callable[[Any], str]:
     """``encode_row(record) -> str`` for the columns, each read from the same-named field."""
-    missing = [c.name for c in columns if c.name not in record_type.__dataclass_fields__]
+    missing = [c.name for c in columns if c.name not in record_type.__struct_fields__]
     if missing:
         raise RuntimeError(f"{record_type.__name__} lacks written columns: {missing}")
     namespace = {"NULL": NULL, "_text": _text, "dumps": orjson.dumps}

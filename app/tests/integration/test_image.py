@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -18,34 +19,8 @@ from conftest import CONTAINER_PREFIX
 APP_DIR = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "aicost-test/debian:trixie"
 IMAGE = f"{CONTAINER_PREFIX}-cost-monitor:test"
-DEPENDENCIES = [
-    "aiohttp==3.14.5",
-    "orjson==3.13.0",
-    "prometheus-client==0.26.0",
-    "psycopg2-binary==2.9.13",
-    "PyYAML==6.0.4",
-    "setuptools>=68",
-    "wheel",
-]
-
-
-def python_version(image: str) -> str:
-    out = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--entrypoint",
-            "python3",
-            image,
-            "-c",
-            "import sys; print(f'{sys.version_info[0]}{sys.version_info[1]}')",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
+# The same wheels script the test images' build uses: it reads app/pyproject.toml.
+APP_WHEELS = APP_DIR.parent / "tests" / "images" / "app-wheels.sh"
 
 
 @pytest.fixture(scope="module")
@@ -53,36 +28,8 @@ def image(tmp_path_factory):
     # The image's own pip cannot reach PyPI from this sandbox (TLS interception), so the
     # wheels for the image's Python are fetched by the host's pip and built in offline.
     wheels = tmp_path_factory.mktemp("wheels")
-    version = python_version(BASE_IMAGE)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--dest",
-            str(wheels),
-            "--only-binary=:all:",
-            "--python-version",
-            version,
-            "--implementation",
-            "cp",
-            "--abi",
-            f"cp{version}",
-            "--abi",
-            "abi3",
-            "--abi",
-            "none",
-            "--platform",
-            "manylinux_2_28_x86_64",
-            "--platform",
-            "manylinux_2_17_x86_64",
-            "--platform",
-            "manylinux2014_x86_64",
-            *DEPENDENCIES,
-        ],
-        check=True,
+        [str(APP_WHEELS), str(wheels)], check=True, env={**os.environ, "PYTHON": sys.executable}
     )
     subprocess.run(
         [

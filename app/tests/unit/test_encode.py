@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 from cost_monitor import schema
 from cost_monitor.records import UsageRecord
 from cost_monitor.storage import COPY_COLUMNS, encode_rows, row_encoder
@@ -36,8 +36,7 @@ def test_no_records_encode_to_nothing():
 
 
 def test_a_column_added_to_the_schema_is_encoded_without_editing_the_encoder():
-    @dataclasses.dataclass
-    class Row:
+    class Row(msgspec.Struct):
         time: datetime
         cache_write_1h_tokens: int
         region: str | None

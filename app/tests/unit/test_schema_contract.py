@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 from cost_monitor import schema
 from cost_monitor.collectors.store import usage_columns
 from cost_monitor.metrics import DIMENSIONS, Metrics
@@ -34,8 +34,8 @@ def test_copy_puts_every_field_under_its_own_column():
         event_id="6f1c0a8e-6b1c-4a53-9a57-1f0d1c7f3b10",
         **{
             field.name: field.name
-            for field in dataclasses.fields(UsageRecord)
-            if field.type == "str" or field.type == "str | None"
+            for field in msgspec.structs.fields(UsageRecord)
+            if field.type in (str, str | None)
             if field.name not in ("event_id",)
         },
         **{column: int(value) for column, value in distinct.items()},
