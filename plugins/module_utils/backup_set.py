@@ -30,6 +30,17 @@ import sys
 import tarfile
 import time
 
+from ansible_collections.aicost.monitoring.plugins.module_utils.backup_copy import (
+    CHECKSUMS_FILE,
+    PARTIAL_PREFIX,
+    SET_MANIFEST,
+    BackupTarget,
+    CopyFailed,
+    SshSettings,
+    copy_set,
+    fetch_set,
+    prune_target,
+)
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_backup_run import (
     BackupFailed,
     dump_database,
@@ -51,11 +62,6 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_mani
 )
 
 SET_FORMAT = 1
-SET_MANIFEST = "manifest.json"
-# The same checksums in sha256sum's format: a copy off the host is checked with
-# `sha256sum --check SHA256SUMS`, where this program is not installed.
-CHECKSUMS_FILE = "SHA256SUMS"
-PARTIAL_PREFIX = ".partial-"
 LOCK_FILE = ".lock"
 METRICS_FILE = "aicost_backup.prom"
 DEFAULT_CONFIG = "/etc/aicost/backup.json"
@@ -71,7 +77,8 @@ class BackupConfig:
     keep_daily: int = 7
     keep_weekly: int = 4
     keep_monthly: int = 6
-    compress_level: int = 6
+    # pg_dump --compress: zstd is several times faster than gzip at a similar size.
+    compression: str = "zstd:3"
     timescaledb_service: str = "timescaledb"
     timescaledb_host: str = "127.0.0.1"
     timescaledb_port: int = 5432
@@ -81,8 +88,17 @@ class BackupConfig:
     grafana_volume: str = "aicost_grafana-data"
     grafana_database_file: str = "grafana.db"
     config_paths: tuple = ("compose.yml", "services", "config", "secrets")
+    prometheus_snapshot: bool = False
+    prometheus_service: str = "prometheus"
+    prometheus_volume: str = "aicost_prometheus-data"
+    prometheus_url: str = "http://127.0.0.1:9090"
     textfile_dir: str = ""
     docker: str = "docker"
+    # Copies off the host: this host's name on the targets, and how to reach them.
+    origin: str = ""
+    targets: tuple = ()
+    ssh_key_file: str = ""
+    known_hosts_file: str = ""
 
     @classmethod
     def load(cls, path: str) -> BackupConfig:
@@ -94,6 +110,8 @@ class BackupConfig:
             raise ValueError("{0}: unknown settings {1}".format(path, ", ".join(unknown)))
         if "config_paths" in values:
             values["config_paths"] = tuple(values["config_paths"])
+        if "targets" in values:
+            values["targets"] = tuple(BackupTarget(**target) for target in values["targets"])
         config = cls(**values)
         problem = prefix_problem(config.prefix)
         if problem:
@@ -102,7 +120,21 @@ class BackupConfig:
             raise ValueError(
                 "keep_daily must be at least 1, keep_weekly and keep_monthly at least 0"
             )
+        if config.targets and not (
+            config.origin and config.ssh_key_file and config.known_hosts_file
+        ):
+            raise ValueError(
+                "copies to backup targets need origin, ssh_key_file and known_hosts_file"
+            )
         return config
+
+    @property
+    def ssh(self) -> SshSettings:
+        return SshSettings(self.ssh_key_file, self.known_hosts_file)
+
+    @property
+    def keep(self) -> tuple:
+        return (self.keep_daily, self.keep_weekly, self.keep_monthly)
 
 
 # Sets and retention
@@ -234,7 +266,7 @@ def dump_timescaledb(config: BackupConfig, dest: str, identifier: str) -> dict:
         ssl_mode="prefer",
         connect_timeout=10,
         dest=dest,
-        compress_level=config.compress_level,
+        compress_level=config.compression,
     )
     tool = Tool(compose_container(config, config.timescaledb_service), config.docker, None)
     manifest = dump_database(params, tool, identifier)
@@ -266,6 +298,45 @@ def copy_grafana(config: BackupConfig, dest: str) -> dict:
     )
 
 
+def snapshot_prometheus(config: BackupConfig, target: str) -> dict:
+    """Prometheus's TSDB through its admin API's snapshot (hard links of the blocks and the
+    head written out), archived into ``target``; the snapshot itself is then removed."""
+    if not config.prometheus_snapshot:
+        return {"skipped": "prometheus_snapshot is off"}
+    container = compose_container(config, config.prometheus_service)
+    completed = subprocess.run(
+        [config.docker, "exec", container, "wget", "-q", "-O", "-", "--post-data=",
+         config.prometheus_url + "/api/v1/admin/tsdb/snapshot"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    try:
+        name = json.loads(completed.stdout)["data"]["name"]
+    except (ValueError, KeyError, TypeError):
+        raise BackupFailed(
+            "Prometheus refused a snapshot (is its admin API on?): {0}{1}".format(
+                completed.stdout.strip()[-300:], completed.stderr.strip()[-300:]
+            )
+        ) from None
+    volume = docker_volume_path(config.docker, config.prometheus_volume)
+    snapshot = os.path.join(volume or "", "snapshots", name)
+    try:
+        if not volume or not os.path.isdir(snapshot):
+            raise BackupFailed(
+                "no snapshot {0} in volume {1}".format(name, config.prometheus_volume)
+            )
+        blocks = sorted(
+            entry for entry in os.listdir(snapshot) if os.path.isdir(os.path.join(snapshot, entry))
+        )
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Blocks are compressed already: a plain tar.
+        with os.fdopen(descriptor, "wb") as stream, tarfile.open(fileobj=stream, mode="w") as tar:
+            tar.add(snapshot, arcname=".")
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
+    return {"file": os.path.basename(target), "snapshot": name, "blocks": len(blocks),
+            "volume": config.prometheus_volume}  # fmt: skip
+
+
 def file_inventory(set_dir: str) -> dict[str, dict]:
     files = {}
     for directory, _, names in os.walk(set_dir):
@@ -276,6 +347,13 @@ def file_inventory(set_dir: str) -> dict[str, dict]:
                 continue
             files[relative] = {"bytes": os.path.getsize(path), "sha256": sha256_of_file(path)}
     return dict(sorted(files.items()))
+
+
+def write_checksums(set_dir: str, files: dict[str, dict]) -> None:
+    with open(os.path.join(set_dir, CHECKSUMS_FILE), "w") as stream:
+        stream.writelines(
+            "{0}  {1}\n".format(entry["sha256"], name) for name, entry in files.items()
+        )
 
 
 def take_set(config: BackupConfig, now: datetime.datetime) -> dict:
@@ -293,6 +371,7 @@ def take_set(config: BackupConfig, now: datetime.datetime) -> dict:
                 config, os.path.join(partial, "timescaledb"), identifier
             ),
             "grafana": copy_grafana(config, os.path.join(partial, "grafana")),
+            "prometheus": snapshot_prometheus(config, os.path.join(partial, "prometheus.tar")),
             "config": {
                 "file": "config.tar.gz",
                 "paths": archive_paths(
@@ -302,10 +381,7 @@ def take_set(config: BackupConfig, now: datetime.datetime) -> dict:
             },
         }
         files = file_inventory(partial)
-        with open(os.path.join(partial, CHECKSUMS_FILE), "w") as stream:
-            stream.writelines(
-                "{0}  {1}\n".format(entry["sha256"], name) for name, entry in files.items()
-            )
+        write_checksums(partial, files)
         manifest = {
             "format": SET_FORMAT,
             "id": identifier,
@@ -427,6 +503,7 @@ def run(config: BackupConfig, now: datetime.datetime | None = None) -> dict:
             discarded = discard_partial_sets(config.backup_dir)
             manifest = take_set(config, now or datetime.datetime.now(datetime.timezone.utc))
             pruned = prune_sets(config.backup_dir, config)
+            copies = copy_to_targets(config, manifest["id"])
             succeeded = True
         finally:
             write_metrics(
@@ -440,6 +517,58 @@ def run(config: BackupConfig, now: datetime.datetime | None = None) -> dict:
         "parts": manifest["parts"],
         "pruned": pruned,
         "discarded": discarded,
+        "copies": copies,
+    }
+
+
+def copy_to_targets(config: BackupConfig, identifier: str) -> list[dict]:
+    """Copy the new set to every target and apply retention there. Every target is tried;
+    any failure fails the run (the set stays on this host)."""
+    copies, failures = [], []
+    for target in config.targets:
+        try:
+            copy = copy_set(
+                config.ssh, target, config.origin,
+                os.path.join(config.backup_dir, identifier), identifier,
+            )  # fmt: skip
+            copy["pruned"] = prune_target(
+                config.ssh, target, config.origin, config.prefix, config.keep
+            )
+            copies.append(copy)
+        except (CopyFailed, OSError) as error:
+            failures.append(str(error))
+    if failures:
+        raise BackupFailed(
+            "set {0} is kept on this host, but not copied: {1}".format(
+                identifier, "; ".join(failures)
+            )
+        )
+    return copies
+
+
+def fetch(config: BackupConfig, wanted: str, target_name: str, origin: str) -> dict:
+    """Bring a set from a backup target into backup_dir (the disaster-recovery path)."""
+    targets = {target.name: target for target in config.targets}
+    if target_name not in targets:
+        raise ValueError(
+            "{0} is not a backup target of this host (targets: {1})".format(
+                target_name, ", ".join(sorted(targets)) or "none"
+            )
+        )
+    os.makedirs(config.backup_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(config.backup_dir, LOCK_FILE), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BackupFailed("a backup is running in {0}".format(config.backup_dir)) from None
+        identifier = fetch_set(
+            config.ssh, targets[target_name], origin or config.origin, config.prefix, wanted,
+            config.backup_dir, set_problems,
+        )  # fmt: skip
+    return {
+        "id": identifier,
+        "path": os.path.join(config.backup_dir, identifier),
+        "from": target_name,
     }
 
 
@@ -467,6 +596,12 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser = commands.add_parser("verify", help="check a set against its manifest")
     verify_parser.add_argument("backup_id", help="a set id, or latest")
     commands.add_parser("list", help="the complete sets, newest first")
+    fetch_parser = commands.add_parser("fetch", help="bring a set back from a backup target")
+    fetch_parser.add_argument("backup_id", help="a set id, or latest")
+    fetch_parser.add_argument("--target", required=True, help="the backup target's inventory name")
+    fetch_parser.add_argument(
+        "--origin", default="", help="whose sets (default: this host's inventory name)"
+    )
     arguments = parser.parse_args(argv)
     os.umask(0o077)
     try:
@@ -484,9 +619,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif arguments.command == "verify":
             result = verify(config, arguments.backup_id)
+        elif arguments.command == "fetch":
+            result = fetch(config, arguments.backup_id, arguments.target, arguments.origin)
         else:
             result = {"sets": [stored.id for stored in list_sets(config.backup_dir, config.prefix)]}
-    except (BackupFailed, ValueError, OSError, sqlite3.Error, tarfile.TarError) as error:
+    except (
+        BackupFailed,
+        CopyFailed,
+        ValueError,
+        OSError,
+        sqlite3.Error,
+        tarfile.TarError,
+    ) as error:
         print("aicost-backup {0} failed: {1}".format(arguments.command, error), file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2, sort_keys=True))

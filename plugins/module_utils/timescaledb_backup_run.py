@@ -43,8 +43,9 @@ class BackupFailed(Exception):
     """The dump could not be taken; nothing of it was kept."""
 
 
-def dump_arguments(compress_level: int) -> list[str]:
-    return ["--format=custom", "--compress={0}".format(compress_level)]
+def dump_arguments(compression: int | str) -> list[str]:
+    """A level (gzip), or a method with its level such as ``zstd:3`` (PostgreSQL 16 and later)."""
+    return ["--format=custom", "--compress={0}".format(compression)]
 
 
 def snapshot_facts(cursor) -> dict:
