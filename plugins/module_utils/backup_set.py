@@ -22,6 +22,7 @@ import datetime
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -64,6 +65,8 @@ from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_mani
 SET_FORMAT = 1
 LOCK_FILE = ".lock"
 METRICS_FILE = "aicost_backup.prom"
+# What Prometheus names a snapshot: <UTC time>-<random hex>.
+SNAPSHOT_NAME = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 DEFAULT_CONFIG = "/etc/aicost/backup.json"
 
 
@@ -312,18 +315,18 @@ def snapshot_prometheus(config: BackupConfig, target: str) -> dict:
     try:
         name = json.loads(completed.stdout)["data"]["name"]
     except (ValueError, KeyError, TypeError):
+        name = None
+    if not isinstance(name, str) or not SNAPSHOT_NAME.match(name):
         raise BackupFailed(
-            "Prometheus refused a snapshot (is its admin API on?): {0}{1}".format(
+            "Prometheus took no snapshot (is its admin API on?): {0}{1}".format(
                 completed.stdout.strip()[-300:], completed.stderr.strip()[-300:]
             )
-        ) from None
+        )
     volume = docker_volume_path(config.docker, config.prometheus_volume)
-    snapshot = os.path.join(volume or "", "snapshots", name)
+    if not volume:
+        raise BackupFailed("no volume {0}".format(config.prometheus_volume))
+    snapshot = os.path.join(volume, "snapshots", name)
     try:
-        if not volume or not os.path.isdir(snapshot):
-            raise BackupFailed(
-                "no snapshot {0} in volume {1}".format(name, config.prometheus_volume)
-            )
         blocks = sorted(
             entry for entry in os.listdir(snapshot) if os.path.isdir(os.path.join(snapshot, entry))
         )

@@ -253,3 +253,70 @@ def test_the_program_exit_status_tells_the_restore_what_it_found(tmp_path, capsy
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert report["problems"] == ["config.tar.gz: sha256 differs from the manifest"]
+
+
+FAKE_DOCKER = """#!/bin/sh
+# docker stand-in: `exec ... wget` answers the snapshot API, `volume inspect` the volume path.
+case "$1" in
+  exec) cat "$(dirname "$0")/answer" ;;
+  volume) echo "$(dirname "$0")/volume" ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_docker(tmp_path, monkeypatch):
+    docker = tmp_path / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    monkeypatch.setattr(backup_set, "compose_container", lambda config, service: "prometheus-1")
+    return docker
+
+
+def test_the_prometheus_snapshot_is_archived_then_removed_from_the_volume(tmp_path, fake_docker):
+    (tmp_path / "answer").write_text('{"status":"success","data":{"name":"20261129T031500Z-5f1d"}}')
+    block = (
+        tmp_path / "volume" / "snapshots" / "20261129T031500Z-5f1d" / "01JB0000000000000000000000"
+    )
+    (block / "chunks").mkdir(parents=True)
+    (block / "chunks" / "000001").write_bytes(b"samples")
+    (block / "meta.json").write_text("{}")
+    config = config_for(tmp_path, prometheus_snapshot=True, docker=str(fake_docker))
+
+    part = backup_set.snapshot_prometheus(config, str(tmp_path / "prometheus.tar"))
+
+    assert part == {
+        "file": "prometheus.tar",
+        "snapshot": "20261129T031500Z-5f1d",
+        "blocks": 1,
+        "volume": "aicost_prometheus-data",
+    }
+    with tarfile.open(tmp_path / "prometheus.tar") as tar:
+        assert "./01JB0000000000000000000000/chunks/000001" in tar.getnames()
+    assert os.listdir(tmp_path / "volume" / "snapshots") == []
+    assert oct(os.stat(tmp_path / "prometheus.tar").st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"status":"error","error":"admin APIs disabled"}',
+        '{"status":"success","data":{"name":"../../etc"}}',
+        "not json",
+    ],
+)
+def test_a_refused_or_odd_snapshot_fails_the_part_and_touches_nothing(
+    tmp_path, fake_docker, answer
+):
+    (tmp_path / "answer").write_text(answer)
+    (tmp_path / "volume" / "snapshots").mkdir(parents=True)
+    config = config_for(tmp_path, prometheus_snapshot=True, docker=str(fake_docker))
+    with pytest.raises(backup_set.BackupFailed, match="Prometheus took no snapshot"):
+        backup_set.snapshot_prometheus(config, str(tmp_path / "prometheus.tar"))
+    assert not (tmp_path / "prometheus.tar").exists()
+
+
+def test_without_the_option_prometheus_is_not_asked(tmp_path):
+    part = backup_set.snapshot_prometheus(config_for(tmp_path), str(tmp_path / "p.tar"))
+    assert part == {"skipped": "prometheus_snapshot is off"}
