@@ -47,6 +47,7 @@ from cost_monitor.spool import Spool
 
 log = logging.getLogger(__name__)
 RESET_AFTER_SECONDS = 300.0  # a writer that ran this long without failing starts fresh
+LANE_RETRY_SECONDS = 60.0  # after the second connection was refused
 
 
 class Outcome(Enum):
@@ -121,6 +122,7 @@ class Sink:
         # The second lane's connection, used only by the helper thread while a write runs.
         self._lane_conn: Connection | None = None
         self._lane_copier: ThreadPoolExecutor | None = None
+        self._lane_retry_at = 0.0
         self._retry_at = 0.0
         self._retry_delay = 0.5
         self._thread = threading.Thread(target=self._supervise, name="sink-writer", daemon=True)
@@ -482,10 +484,18 @@ class Sink:
         then takes one lane) when it cannot be had now."""
         if self._lane_conn is not None and not self._lane_conn.closed:
             return True
+        if time.monotonic() < self._lane_retry_at:
+            return False
         try:
             self._lane_conn = self._connect()
         except Exception as error:
-            log.warning("no second database connection, writing on one: %s", error)
+            # max_connections reached, say: write on one connection for a while.
+            self._lane_retry_at = time.monotonic() + LANE_RETRY_SECONDS
+            log.warning(
+                "no second database connection, writing on one for %.0f s: %s",
+                LANE_RETRY_SECONDS,
+                error,
+            )
             return False
         if self._lane_copier is None:
             self._lane_copier = ThreadPoolExecutor(1, thread_name_prefix="sink-lane")

@@ -118,3 +118,30 @@ def test_a_lane_the_database_refuses_is_answered_refused_and_rolled_back(sink):
     assert sink.connections[0].rollbacks == 1
     assert sink.connections[1].rollbacks == 0
     assert not len(sink.spool)
+
+
+def test_without_a_second_connection_writes_go_on_one_and_it_is_retried_later(
+    sink, monkeypatch, caplog
+):
+    connect = sink._connect
+    refusals = []
+
+    def refuse_the_second(*args):
+        if sink._conn is not None:
+            refusals.append(1)
+            raise psycopg2.OperationalError("too many clients already")
+        return connect()
+
+    sink._connect = refuse_the_second
+    first, second = submissions(10, 10), submissions(10, 10)
+    sink._write(first)
+    sink._write(second)
+    assert [rows for _, rows, _ in sink.copies] == [20, 20]  # one lane each time
+    assert all(s.future.result(timeout=0).outcome is Outcome.STORED for s in first + second)
+    assert len(refusals) == 1  # not asked again at every write
+    assert caplog.text.count("no second database connection") == 1
+
+    monkeypatch.setattr(sink, "_lane_retry_at", 0.0)
+    sink._connect = connect
+    sink._write(submissions(10, 10))
+    assert sorted(rows for _, rows, _ in sink.copies[2:]) == [10, 10]
