@@ -342,7 +342,7 @@ def snapshot_prometheus(config: BackupConfig, target: str) -> dict:
 
 def file_inventory(set_dir: str) -> dict[str, dict]:
     files = {}
-    for directory, _, names in os.walk(set_dir):
+    for directory, _subdirectories, names in os.walk(set_dir):
         for name in names:
             path = os.path.join(directory, name)
             relative = os.path.relpath(path, set_dir)
@@ -592,7 +592,9 @@ def verify(config: BackupConfig, wanted: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aicost-backup", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="aicost-backup", description=__doc__.split("\n\n", maxsplit=1)[0]
+    )
     parser.add_argument("--config", default=DEFAULT_CONFIG)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="take a backup set, apply retention, export metrics")
@@ -611,14 +613,13 @@ def main(argv: list[str] | None = None) -> int:
         config = BackupConfig.load(arguments.config)
         if arguments.command == "run":
             result = run(config)
-            print(
-                "backup set {0}: {1} bytes in {2} s, pruned {3}".format(
+            sys.stderr.write(
+                "backup set {0}: {1} bytes in {2} s, pruned {3}\n".format(
                     result["id"],
                     result["total_bytes"],
                     result["duration_seconds"],
                     ", ".join(result["pruned"]) or "nothing",
-                ),
-                file=sys.stderr,
+                )
             )
         elif arguments.command == "verify":
             result = verify(config, arguments.backup_id)
@@ -634,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         sqlite3.Error,
         tarfile.TarError,
     ) as error:
-        print("aicost-backup {0} failed: {1}".format(arguments.command, error), file=sys.stderr)
+        sys.stderr.write("aicost-backup {0} failed: {1}\n".format(arguments.command, error))
         return 1
-    print(json.dumps(result, indent=2, sort_keys=True))
+    sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return 0 if result.get("ok", True) else 2
