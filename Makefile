@@ -47,7 +47,7 @@ sanity:
 	tests/harness/sanity.sh
 
 unit:
-	pytest -q tests/unit
+	pytest -q -n 2 tests/unit
 	cd app && pytest -q -m 'not integration'
 
 ## differential: the app's prices against LiteLLM's own cost functions, in .venv-litellm
@@ -56,8 +56,9 @@ differential:
 	cd app && LITELLM_LOCAL_MODEL_COST_MAP=True ../.venv-litellm/bin/pytest -q -o addopts= \
 	  tests/differential
 
+## functional: two workers, one test file each at a time (the files share module fixtures)
 functional:
-	pytest -q tests/functional
+	pytest -q -n 2 --dist loadfile tests/functional
 	cd app && pytest -q -m integration
 
 molecule:

@@ -14,6 +14,10 @@ then loads --rows usage rows and times:
   module backup   `ansible -m aicost.monitoring.timescaledb_backup` (snapshot, fingerprints,
                   pg_dump -Fc inside the container, sha256, manifest)
   bare pg_dump    `docker exec <container> pg_dump -Fc --compress=6 > file`
+  set backup      what the backup timer's program does for the database part of a set, in
+                  this process (no Ansible): backup_set.dump_timescaledb with --compression
+                  (default zstd:3, the backup role's default)
+  bare zstd dump  `pg_dump -Fc --compress=<the same>`, the like-for-like baseline
   module restore  `ansible -m aicost.monitoring.timescaledb_restore replace=true` (checksum,
                   drop/create, pre_restore, pg_restore, post_restore, ANALYZE, fingerprints)
   bare pg_restore createdb; CREATE EXTENSION; timescaledb_pre_restore(); pg_restore < file;
@@ -42,6 +46,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / ".cache" / "collections"))
+from ansible_collections.aicost.monitoring.plugins.module_utils import backup_set  # noqa: E402
+
 ANSIBLE = REPO / ".venv" / "bin" / "ansible"
 DATABASE = "aicost"
 
@@ -175,6 +182,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--image", default="aicost-test/timescaledb:2.29.2-pg17")
+    parser.add_argument(
+        "--compression", default="zstd:3", help="the backup set's pg_dump --compress"
+    )
     options = parser.parse_args()
 
     password = secrets.token_urlsafe(16)
@@ -233,8 +243,26 @@ def main() -> int:
             )
             breakdown.setdefault("backup duration_seconds", []).append(manifest["duration_seconds"])
 
-        def bare_pg_dump() -> None:
-            with bare_dump.open("wb") as target:
+        set_config = backup_set.BackupConfig(
+            backup_dir=str(workdir / "sets"),
+            stack_dir=str(workdir),
+            compression=options.compression,
+            timescaledb_port=port,
+            timescaledb_password_file=str(workdir / "password"),
+        )
+        (workdir / "password").write_text(password)
+        # The program finds the container through compose; this database has no project.
+        backup_set.compose_container = lambda config, service: container
+        set_rounds = iter(range(1000))
+
+        def set_backup() -> None:
+            part = backup_set.dump_timescaledb(
+                set_config, str(workdir / "sets" / str(next(set_rounds))), "aicost-bench"
+            )
+            breakdown.setdefault("set duration_seconds", []).append(part["duration_seconds"])
+
+        def bare_pg_dump(compression: str = "6", path: Path = bare_dump) -> None:
+            with path.open("wb") as target:
                 subprocess.run(
                     [
                         "docker",
@@ -246,7 +274,7 @@ def main() -> int:
                         "-d",
                         DATABASE,
                         "-Fc",
-                        "--compress=6",
+                        "--compress=" + compression,
                     ],
                     stdout=target,
                     stderr=subprocess.DEVNULL,
@@ -295,6 +323,11 @@ def main() -> int:
         steps = (
             ("module backup", module_backup),
             ("bare pg_dump", bare_pg_dump),
+            ("set backup", set_backup),
+            (
+                "bare zstd dump",
+                lambda: bare_pg_dump(options.compression, workdir / "bare-zstd.dump"),
+            ),
             ("module restore", module_restore),
             ("bare pg_restore", bare_pg_restore),
         )
@@ -321,6 +354,8 @@ def main() -> int:
             ("init cold", "ansible ping"),
             ("init no-op", "ansible ping"),
             ("module backup", "bare pg_dump"),
+            ("set backup", "bare zstd dump"),
+            ("set backup", "bare pg_dump"),
             ("module restore", "bare pg_restore"),
         ):
             ratio = figures[measured][0] / figures[bare][0]

@@ -7,7 +7,11 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+try:
+    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+except ImportError:  # the backup program runs these helpers on hosts without Ansible
+    AnsibleModule = None
+    missing_required_lib = None
 
 PSYCOPG2_IMPORT_ERROR: str | None
 try:
@@ -46,37 +50,43 @@ def require_psycopg2(module: AnsibleModule) -> None:
         module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
 
 
-def connect(module: AnsibleModule, database: str | None = None, autocommit: bool = False):
-    """Open a psycopg2 connection with the module's options; fail the module on error.
+def open_connection(params: dict, database: str | None = None, autocommit: bool = False):
+    """A psycopg2 connection from connection options; raises psycopg2.Error.
 
     The error message never carries the password: psycopg2 does not echo it, and the DSN is
     passed as keywords rather than formatted into a string.
     """
-    require_psycopg2(module)
-    params = module.params
-    try:
-        connection = psycopg2.connect(
-            host=params["login_host"],
-            port=params["login_port"],
-            user=params["login_user"],
-            password=params["login_password"],
-            dbname=database or params["database"],
-            sslmode=params["ssl_mode"],
-            connect_timeout=params["connect_timeout"],
-            application_name="aicost.monitoring",
-        )
-    except psycopg2.Error as error:
-        module.fail_json(
-            msg="Unable to connect to database {0} on {1}:{2} as {3}: {4}".format(
-                database or params["database"],
-                params["login_host"],
-                params["login_port"],
-                params["login_user"],
-                str(error).strip(),
-            )
-        )
+    connection = psycopg2.connect(
+        host=params["login_host"],
+        port=params["login_port"],
+        user=params["login_user"],
+        password=params["login_password"],
+        dbname=database or params["database"],
+        sslmode=params["ssl_mode"],
+        connect_timeout=params["connect_timeout"],
+        application_name="aicost.monitoring",
+    )
     connection.autocommit = autocommit
     return connection
+
+
+def connection_failure(params: dict, database: str | None, error: Exception) -> str:
+    return "Unable to connect to database {0} on {1}:{2} as {3}: {4}".format(
+        database or params["database"],
+        params["login_host"],
+        params["login_port"],
+        params["login_user"],
+        str(error).strip(),
+    )
+
+
+def connect(module: AnsibleModule, database: str | None = None, autocommit: bool = False):
+    """Open a psycopg2 connection with the module's options; fail the module on error."""
+    require_psycopg2(module)
+    try:
+        return open_connection(module.params, database, autocommit)
+    except psycopg2.Error as error:
+        module.fail_json(msg=connection_failure(module.params, database, error))
 
 
 def database_exists(connection, name: str) -> bool:

@@ -241,19 +241,21 @@ def interrupted_backup_files(directory: str, prefix: str) -> list[str]:
 
 
 def expired_backups(
-    backups: list[StoredBackup], keep_daily: int, keep_weekly: int
+    backups: list[StoredBackup], keep_daily: int, keep_weekly: int, keep_monthly: int = 0
 ) -> list[StoredBackup]:
-    """Grandfather-father retention: the newest backup of each of the last ``keep_daily``
-    days that have backups and of each of the last ``keep_weekly`` ISO weeks survive."""
+    """Grandfather-father-son retention: the newest backup of each of the last
+    ``keep_daily`` days that have backups, of each of the last ``keep_weekly`` ISO weeks and
+    of each of the last ``keep_monthly`` calendar months (all UTC) survive."""
     newest_first = sorted(backups, key=lambda backup: backup.taken_at, reverse=True)
     kept: set[str] = set()
     for period, limit in (
         (lambda when: when.date(), keep_daily),
         (lambda when: when.isocalendar()[:2], keep_weekly),
+        (lambda when: (when.year, when.month), keep_monthly),
     ):
         seen: list = []
         for backup in newest_first:
-            key = period(backup.taken_at)
+            key = period(backup.taken_at.astimezone(datetime.timezone.utc))
             if key in seen:
                 continue
             if len(seen) >= limit:

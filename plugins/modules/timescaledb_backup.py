@@ -22,8 +22,9 @@ description:
     content fingerprints) is written last, so a backup exists only once it is complete.
     What an interrupted run left (a partial dump, a manifest being written, a dump of
     O(prefix) without its manifest) is removed by the next run and listed in RV(discarded).
-  - Retention keeps the newest backup of each of the last O(keep_daily) days and of each of
-    the last O(keep_weekly) ISO weeks, and removes the other backups of the same O(prefix).
+  - Retention keeps the newest backup of each of the last O(keep_daily) days, of each of
+    the last O(keep_weekly) ISO weeks and of each of the last O(keep_monthly) calendar months
+    (UTC), and removes the other backups of the same O(prefix).
 extends_documentation_fragment:
   - aicost.monitoring.timescaledb
   - aicost.monitoring.timescaledb.tool
@@ -55,6 +56,12 @@ options:
       - Weekly backups to keep, beyond the daily ones.
     type: int
     default: 4
+  keep_monthly:
+    description:
+      - Monthly backups to keep (the newest of each of the last calendar months that have
+        backups), beyond the daily and weekly ones.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -159,42 +166,31 @@ discarded:
 import datetime
 import fcntl
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_backup_run import (
+    BackupFailed,
+    discard_interrupted,
+    dump_arguments,
+    dump_database,
+    prune,
+)
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_connection import (
     connect,
     connection_argument_spec,
-    fetch_all,
-    fetch_value,
-    psycopg2,
     require_psycopg2,
 )
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_dump import (
     Tool,
-    ToolError,
-    dump_to_file,
-    fsync_directory,
     tool_argument_spec,
 )
 from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_manifest import (
     DUMP_SUFFIX,
-    MANIFEST_FORMAT,
     MANIFEST_SUFFIX,
-    PARTIAL_SUFFIX,
     StoredBackup,
     backup_id,
-    existing_tables,
-    expired_backups,
-    fingerprint_method,
-    interrupted_backup_files,
-    list_backups,
     prefix_problem,
-    stabilise_session,
-    table_fingerprints,
-    write_json_atomically,
 )
-from ansible_collections.aicost.monitoring.plugins.module_utils.timescaledb_schema import TABLES
 
 
 def argument_spec() -> dict:
@@ -206,109 +202,9 @@ def argument_spec() -> dict:
         compress_level=dict(type="int", default=6),
         keep_daily=dict(type="int", default=7),
         keep_weekly=dict(type="int", default=4),
+        keep_monthly=dict(type="int", default=0),
     )
     return spec
-
-
-def snapshot_facts(cursor) -> dict:
-    """Versions and per-table fingerprints, read in the snapshot pg_dump will use."""
-    extension = fetch_all(
-        cursor, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timescaledb'"
-    )
-    tables = existing_tables(cursor, list(TABLES))
-    method = fingerprint_method(int(fetch_value(cursor, "SHOW server_version_num")))
-    return dict(
-        server_version=fetch_value(cursor, "SELECT current_setting('server_version')"),
-        fingerprint=method,
-        extension=None
-        if not extension
-        else dict(
-            name="timescaledb",
-            version=extension[0][0],
-            license=fetch_value(cursor, "SELECT current_setting('timescaledb.license', true)"),
-        ),
-        tables=table_fingerprints(cursor, tables, method),
-    )
-
-
-def prune(directory: str, prefix: str, keep_daily: int, keep_weekly: int, dry_run: bool,
-          pending: StoredBackup | None = None) -> list[str]:  # fmt: skip
-    backups = list_backups(directory, prefix) if os.path.isdir(directory) else []
-    if pending is not None:
-        backups.append(pending)
-    expired = expired_backups(backups, keep_daily, keep_weekly)
-    if not dry_run:
-        for backup in expired:
-            # Manifest first: a backup without one is no longer listed, even if we stop here.
-            for suffix in (MANIFEST_SUFFIX, DUMP_SUFFIX):
-                path = os.path.join(directory, backup.id + suffix)
-                if os.path.exists(path):
-                    os.unlink(path)
-    return [backup.id for backup in expired]
-
-
-def take_backup(module: AnsibleModule, tool: Tool, identifier: str, command_args: list[str]):
-    params = module.params
-    dest = params["dest"]
-    dump_path = os.path.join(dest, identifier + DUMP_SUFFIX)
-    partial = os.path.join(dest, "." + identifier + PARTIAL_SUFFIX)
-    connection = connect(module)
-    connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
-    started = time.monotonic()
-    try:
-        with connection.cursor() as cursor:
-            stabilise_session(cursor)
-            snapshot = fetch_value(cursor, "SELECT pg_export_snapshot()")
-            facts = snapshot_facts(cursor)
-            fingerprint_seconds = time.monotonic() - started
-            command = tool.command(
-                "pg_dump", params, params["database"], *command_args, "--snapshot=" + snapshot
-            )
-            # The exporting transaction stays open until pg_dump has imported the snapshot.
-            stream = dump_to_file(command, tool.environment(params), partial)
-        facts["pg_dump_version"] = tool.version("pg_dump")
-    except (ToolError, psycopg2.Error, OSError) as error:
-        if os.path.exists(partial):
-            os.unlink(partial)
-        module.fail_json(msg="Backup failed, nothing was kept: {0}".format(error))
-    finally:
-        connection.rollback()
-        connection.close()
-    manifest = dict(
-        format=MANIFEST_FORMAT,
-        id=identifier,
-        created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        database=params["database"],
-        dump_file=os.path.basename(dump_path),
-        dump_format="custom",
-        dump_bytes=stream.size,
-        sha256=stream.sha256,
-        duration_seconds=round(time.monotonic() - started, 3),
-        fingerprint_seconds=round(fingerprint_seconds, 3),
-        method="container" if tool.container else "local",
-        **facts,
-    )
-    try:
-        os.replace(partial, dump_path)
-        fsync_directory(dest)
-        # The manifest goes last: from then on the backup exists.
-        write_json_atomically(os.path.join(dest, identifier + MANIFEST_SUFFIX), manifest)
-        fsync_directory(dest)
-    except OSError as error:
-        for path in (partial, dump_path):
-            if os.path.exists(path):
-                os.unlink(path)
-        module.fail_json(msg="Backup failed, nothing was kept: {0}".format(error))
-    return manifest
-
-
-def discard_interrupted(dest: str, prefix: str, dry_run: bool) -> list[str]:
-    """Remove what interrupted runs left; the caller holds the lock, so no run is active."""
-    leftovers = interrupted_backup_files(dest, prefix) if os.path.isdir(dest) else []
-    if not dry_run:
-        for name in leftovers:
-            os.unlink(os.path.join(dest, name))
-    return leftovers
 
 
 def main() -> None:
@@ -318,17 +214,22 @@ def main() -> None:
     problem = prefix_problem(params["prefix"])
     if problem:
         module.fail_json(msg=problem)
-    if params["keep_daily"] < 1 or params["keep_weekly"] < 0:
-        module.fail_json(msg="keep_daily must be at least 1 and keep_weekly at least 0")
+    if params["keep_daily"] < 1 or params["keep_weekly"] < 0 or params["keep_monthly"] < 0:
+        module.fail_json(
+            msg="keep_daily must be at least 1, keep_weekly and keep_monthly at least 0"
+        )
     if not 0 <= params["compress_level"] <= 9:
         module.fail_json(msg="compress_level must be between 0 and 9")
     tool = Tool.from_params(params)
     dest = params["dest"]
     now = datetime.datetime.now(datetime.timezone.utc)
     identifier = backup_id(params["prefix"], now)
-    command_args = ["--format=custom", "--compress={0}".format(params["compress_level"])]
     display = tool.command(
-        "pg_dump", params, params["database"], *command_args, "--snapshot=<exported>"
+        "pg_dump",
+        params,
+        params["database"],
+        *dump_arguments(params["compress_level"]),
+        "--snapshot=<exported>",
     )
     result = dict(
         changed=True,
@@ -342,8 +243,9 @@ def main() -> None:
         pending = StoredBackup(identifier, now)
         result["discarded"] = discard_interrupted(dest, params["prefix"], True)
         result["pruned"] = prune(
-            dest, params["prefix"], params["keep_daily"], params["keep_weekly"], True, pending
-        )
+            dest, params["prefix"], params["keep_daily"], params["keep_weekly"], True, pending,
+            params["keep_monthly"],
+        )  # fmt: skip
         module.exit_json(**result)
     os.makedirs(dest, mode=0o700, exist_ok=True)
     with open(os.path.join(dest, ".lock"), "w") as lock:
@@ -352,10 +254,14 @@ def main() -> None:
         except OSError:
             module.fail_json(msg="Another backup is running in {0}".format(dest))
         result["discarded"] = discard_interrupted(dest, params["prefix"], False)
-        result["manifest"] = take_backup(module, tool, identifier, command_args)
+        try:
+            result["manifest"] = dump_database(params, tool, identifier)
+        except BackupFailed as error:
+            module.fail_json(msg="Backup failed, nothing was kept: {0}".format(error))
         result["pruned"] = prune(
-            dest, params["prefix"], params["keep_daily"], params["keep_weekly"], False
-        )
+            dest, params["prefix"], params["keep_daily"], params["keep_weekly"], False, None,
+            params["keep_monthly"],
+        )  # fmt: skip
     module.exit_json(**result)
 
 

@@ -54,6 +54,7 @@ CHANGED = {
     "price_catalog_max_age_days": (45, "CostPriceCatalogOld"),
     "billing_drift_ratio": (0.075, "CostBillingDrift"),
     "billing_min_billed_usd": (25.5, "CostBillingDrift"),
+    "backup_stale_hours": (43, "BackupStale"),
 }
 
 

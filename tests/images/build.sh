@@ -23,11 +23,12 @@ images=(
   "aicost-test/prometheus:trixie|prometheus||"
   "aicost-test/alertmanager:trixie|alertmanager||"
   "aicost-test/node-exporter:trixie|node-exporter||"
+  "aicost-test/caddy:trixie|proxy||"
   "aicost-test/registry:trixie|registry||"
 )
 # the images the test VMs pull through the registry
 pushed=(aicost-test/prometheus:trixie aicost-test/alertmanager:trixie
-        aicost-test/node-exporter:trixie "$timescale_image" "$base")
+        aicost-test/node-exporter:trixie aicost-test/caddy:trixie "$timescale_image" "$base")
 
 label() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
 

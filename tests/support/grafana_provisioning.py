@@ -40,6 +40,7 @@ INI_KEYS = {
     "auth.anonymous": {"enabled"},
     "users": {"allow_sign_up", "allow_org_create"},
     "analytics": {"reporting_enabled", "check_for_updates", "check_for_plugin_updates"},
+    "log": {"mode", "level"},
     "dashboards": {"default_home_dashboard_path"},
     "paths": {"provisioning"},
 }  # fmt: skip

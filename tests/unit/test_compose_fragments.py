@@ -14,6 +14,8 @@ NEW_KEY = "x\n    privileged: true\n    cap_add: [ALL]"
 NEW_ENV = "postgres\n      POSTGRES_HOST_AUTH_METHOD: trust"
 FLOW = "{privileged: true}"
 FROM_ENV = "${HOME}"
+# Keys of the limits and hardening every service gets (checked by the tests below).
+HARDENING = {"user", "read_only", "tmpfs", "security_opt", "cap_drop", "deploy"}
 
 
 def as_written(value: str) -> str:
@@ -38,12 +40,21 @@ def test_prometheus(run_role_tasks, tmp_path: Path) -> None:
     })  # fmt: skip
     assert set(fragment) == {"services", "volumes"}
     service = fragment["services"]["prometheus"]
-    assert set(service) == {"image", "command", "volumes", "ports", "healthcheck", "restart"}
+    assert set(service) - HARDENING == {
+        "image",
+        "command",
+        "volumes",
+        "ports",
+        "healthcheck",
+        "restart",
+    }
     assert service["image"].endswith(":" + NEW_KEY)
     assert service["command"][2:] == [
         f"--storage.tsdb.retention.time={NEW_KEY}",
         f"--storage.tsdb.retention.size={FLOW}",
         f"--web.external-url={as_written(FROM_ENV)}",
+        # Behind the proxy's /prometheus/ the external URL has a path; the routes stay at /.
+        "--web.route-prefix=/",
     ]
 
 
@@ -56,7 +67,7 @@ def test_alertmanager(run_role_tasks, tmp_path: Path) -> None:
     })  # fmt: skip
     assert set(fragment) == {"services", "volumes", "secrets"}
     service = fragment["services"]["alertmanager"]
-    assert set(service) == {
+    assert set(service) - HARDENING == {
         "image",
         "command",
         "volumes",
@@ -77,11 +88,26 @@ def test_node_exporter(run_role_tasks, tmp_path: Path) -> None:
         "node_exporter_extra_args": [NEW_KEY, FLOW, FROM_ENV],
         "node_exporter_rootfs_propagation": NEW_KEY,
         "node_exporter_publish_address": "127.0.0.1",
+        "node_exporter_textfile_dir": str(tmp_path / "textfile"),
     })  # fmt: skip
     assert set(fragment) == {"services"}
     service = fragment["services"]["node-exporter"]
-    assert set(service) == {"image", "command", "pid", "volumes", "ports", "healthcheck", "restart"}
-    assert service["command"] == ["--path.rootfs=/host", NEW_KEY, FLOW, as_written(FROM_ENV)]
+    assert set(service) - HARDENING == {
+        "image",
+        "command",
+        "pid",
+        "volumes",
+        "ports",
+        "healthcheck",
+        "restart",
+    }
+    assert service["command"] == [
+        "--path.rootfs=/host",
+        f"--collector.textfile.directory=/host{tmp_path}/textfile",
+        NEW_KEY,
+        FLOW,
+        as_written(FROM_ENV),
+    ]
     assert service["volumes"] == [f"/:/host:ro,{NEW_KEY}"]
 
 
@@ -93,7 +119,7 @@ def test_timescaledb(run_role_tasks, tmp_path: Path) -> None:
     })  # fmt: skip
     assert set(fragment) == {"services", "volumes"}
     service = fragment["services"]["timescaledb"]
-    assert set(service) == {
+    assert set(service) - HARDENING == {
         "image",
         "environment",
         "volumes",
@@ -120,7 +146,7 @@ def test_cost_monitor(run_role_tasks, tmp_path: Path) -> None:
     })  # fmt: skip
     assert set(fragment) == {"services", "volumes"}
     service = fragment["services"]["cost-monitor"]
-    assert set(service) == {
+    assert set(service) - HARDENING == {
         "image",
         "command",
         "labels",
@@ -132,6 +158,64 @@ def test_cost_monitor(run_role_tasks, tmp_path: Path) -> None:
     }
     assert service["image"] == f"docker.io/example/cost-monitor:{NEW_KEY}"
     assert service["ports"] == [f"{as_written(FROM_ENV)}:8080:8080"]
+
+
+# role, service, memory and CPU limits by default, whether its root file system is read-only
+HARDENED = [
+    ("prometheus", "prometheus", "1g", "1"),
+    ("alertmanager", "alertmanager", "256m", "0.5"),
+    ("node_exporter", "node-exporter", "128m", "0.5"),
+    ("timescaledb", "timescaledb", "1g", "1"),
+    ("cost_monitor", "cost-monitor", "512m", "1"),
+    ("grafana", "grafana", "512m", "1"),
+    ("proxy", "proxy", "128m", "0.5"),
+]
+EXAMPLE_IMAGE = {"cost_monitor_image": "example/cost-monitor"}
+
+
+@pytest.mark.parametrize("role, service, memory, cpus", HARDENED)
+def test_every_service_runs_limited_unprivileged_and_read_only(
+    run_role_tasks, tmp_path: Path, role: str, service: str, memory: str, cpus: str
+) -> None:
+    spec = render(run_role_tasks, tmp_path, role, service, EXAMPLE_IMAGE)["services"][service]
+    assert spec["deploy"] == {"resources": {"limits": {"memory": memory, "cpus": cpus}}}
+    assert spec["security_opt"] == ["no-new-privileges:true"]
+    assert spec["cap_drop"] == ["ALL"]
+    assert "cap_add" not in spec
+    assert spec["restart"] == "unless-stopped"
+    assert spec["read_only"] is True
+    uid = str(spec["user"]).split(":", maxsplit=1)[0]
+    assert uid.isdigit() and uid != "0"
+
+
+@pytest.mark.parametrize("role, service", [entry[:2] for entry in HARDENED])
+def test_limits_follow_the_variables_and_empty_sets_none(
+    run_role_tasks, tmp_path: Path, role: str, service: str
+) -> None:
+    variables = EXAMPLE_IMAGE | {f"{role}_memory_limit": "3g", f"{role}_cpu_limit": ""}
+    spec = render(run_role_tasks, tmp_path, role, service, variables)["services"][service]
+    assert spec["deploy"] == {"resources": {"limits": {"memory": "3g"}}}
+    variables = EXAMPLE_IMAGE | {f"{role}_memory_limit": "", f"{role}_cpu_limit": ""}
+    spec = render(run_role_tasks, tmp_path, role, service, variables)["services"][service]
+    assert "deploy" not in spec
+
+
+@pytest.mark.parametrize("value", ["lots", "1g\n", "-1", "1.5g"])
+def test_the_preflight_refuses_a_memory_limit_docker_would_not_take(
+    run_role_tasks, tmp_path: Path, value: str
+) -> None:
+    result = run_role_tasks("stack", "limits", {"stack_limits": {"grafana_memory_limit": value}})
+    assert result.returncode != 0
+    assert "grafana_memory_limit must be a memory size" in result.stdout, result.stdout
+
+
+def test_the_preflight_takes_sizes_and_cpu_shares(run_role_tasks, tmp_path: Path) -> None:
+    limits = {"a_memory_limit": "512m", "b_memory_limit": 1073741824, "a_cpu_limit": "0.5",
+              "b_cpu_limit": 2, "c_cpu_limit": ""}  # fmt: skip
+    result = run_role_tasks("stack", "limits", {"stack_limits": limits})
+    assert result.returncode == 0, result.stdout
+    result = run_role_tasks("stack", "limits", {"stack_limits": {"a_cpu_limit": "half"}})
+    assert "a_cpu_limit must be a number of CPUs" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("role, service, variables", [

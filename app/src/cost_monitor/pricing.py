@@ -210,6 +210,10 @@ class ModelPrice:
     _rate_rows: dict[tuple[int, str], tuple[Decimal, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # (tier, mode) -> the same rates as integers times one power of ten (see _scaled_rates).
+    _scaled_rows: dict[tuple[int, str], tuple[Decimal, tuple[int, ...] | None]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_entry(cls, key: str, entry: Mapping[str, Any]) -> ModelPrice | None:
@@ -322,19 +326,33 @@ class ModelPrice:
             prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
             tier = next((size for size in self.tiers if prompt > size), 0)
         mode = "_batches" if batch else SERVICE_TIER_SUFFIXES.get(service_tier or "", "")
-        rates = self._rate_rows.get((tier, mode))
-        if rates is None:
-            rates = self._rate_rows[(tier, mode)] = self._rate_row(tier, mode)
-        total = counts[0] * rates[0]
-        for position in range(1, len(rates)):
-            count = counts[position]
-            if position == _WRITES:
-                count -= sum(counts[_LIFETIMES])
-            if count:  # most records have no cache writes, reasoning or longer lifetimes
-                total += count * rates[position]
+        scaled = self._scaled_rows.get((tier, mode))
+        if scaled is None:
+            scaled = self._scaled_rows[(tier, mode)] = _scaled_rates(self._rates(tier, mode))
+        unit, coefficients = scaled
+        if coefficients is not None:
+            # Integer sums: the same value as the Decimal sum below, in half the time.
+            units = sum(map(operator.mul, counts, coefficients))
+            units -= sum(counts[_LIFETIMES]) * coefficients[_WRITES]
+            total = Decimal(units) * unit
+        else:
+            rates = self._rates(tier, mode)
+            total = counts[0] * rates[0]
+            for position in range(1, len(rates)):
+                count = counts[position]
+                if position == _WRITES:
+                    count -= sum(counts[_LIFETIMES])
+                if count:  # most records have no cache writes, reasoning or longer lifetimes
+                    total += count * rates[position]
         if data_residency or region or service_tier == "fast":
             total *= self.multiplier(data_residency, region, service_tier)
         return total
+
+    def _rates(self, tier: int, mode: str) -> tuple[Decimal, ...]:
+        rates = self._rate_rows.get((tier, mode))
+        if rates is None:
+            rates = self._rate_rows[(tier, mode)] = self._rate_row(tier, mode)
+        return rates
 
     def _rate_row(self, tier: int, mode: str) -> tuple[Decimal, ...]:
         crossed = [size for size in self.tiers if size <= tier] if tier else []
@@ -349,6 +367,23 @@ class ModelPrice:
             rate = self.rate(rate_name, crossed, mode)
             row.append(base_write if rate is None else rate)
         return tuple(row)
+
+
+# Below this, token counts up to 10**12 times the coefficients, summed over the priced columns,
+# stay within Decimal's 28 digits: the integer sum is then the Decimal sum's very value.
+_MAX_COEFFICIENT = 10**15
+
+
+def _scaled_rates(rates: Sequence[Decimal]) -> tuple[Decimal, tuple[int, ...] | None]:
+    """(unit, coefficients) with each rate == coefficient * unit, unit a power of ten; or
+    no coefficients when a rate is too fine for that (a quotient's 28 digits, say)."""
+    if not all(rate.is_finite() for rate in rates):
+        return Decimal(1), None
+    exponent = min(int(rate.as_tuple().exponent) for rate in rates)
+    coefficients = tuple(int(rate.scaleb(-exponent)) for rate in rates)
+    if any(abs(c) >= _MAX_COEFFICIENT for c in coefficients):
+        return Decimal(1), None
+    return Decimal(1).scaleb(exponent), coefficients
 
 
 def _tier_name(size: int) -> str:

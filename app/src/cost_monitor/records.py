@@ -105,6 +105,7 @@ TOKEN_FIELDS = TOKEN_COUNT_COLUMNS
 OPTIONAL_TEXT_FIELDS = ("project", "customer_id", "user_id", "api_key_id", "feature", "request_id")
 MAX_TEXT_LENGTH = 256
 MAX_MODEL_LENGTH = 200
+MAX_TAG_LENGTH = 64  # operation and source
 MAX_METADATA_BYTES = 8192
 MAX_DURATION_SECONDS = 86400.0
 MAX_BILLED_COST_USD = Decimal(1_000_000)
@@ -356,11 +357,15 @@ class _Context:
         if not (type(model) is str and 0 < len(model) <= MAX_MODEL_LENGTH and "\x00" not in model):
             model = _text(item, "model", problems, required=True, max_length=MAX_MODEL_LENGTH)
         operation = item.get("operation")
-        if not (type(operation) is str and 0 < len(operation) <= 64 and "\x00" not in operation):
-            operation = _text(item, "operation", problems, max_length=64) or "chat"
+        if not (
+            type(operation) is str
+            and 0 < len(operation) <= MAX_TAG_LENGTH
+            and "\x00" not in operation
+        ):
+            operation = _text(item, "operation", problems, max_length=MAX_TAG_LENGTH) or "chat"
         source = item.get("source")
-        if not (type(source) is str and 0 < len(source) <= 64 and "\x00" not in source):
-            source = _text(item, "source", problems, max_length=64) or "api"
+        if not (type(source) is str and 0 < len(source) <= MAX_TAG_LENGTH and "\x00" not in source):
+            source = _text(item, "source", problems, max_length=MAX_TAG_LENGTH) or "api"
         status = item.get("status")
         if status is None:
             status = "ok"

@@ -10,6 +10,12 @@ the rows: an acknowledged record is on disk somewhere.
 While the spool holds anything, new batches go to the spool too, so rows reach the table in
 the order they were acknowledged. The spool is drained oldest first, idempotently.
 
+A write of several requests is split in two lanes, each a COPY and COMMIT on its own
+connection, run side by side (the second on a helper thread): while one connection waits for
+its commit, or for the GIL the request handlers hold, the database works on the other. Each
+request is stored, spooled or refused whole, in one lane; concurrent requests were never
+ordered among themselves.
+
 Counters follow the database: a record is counted once it is committed, and a resent event
 the database already holds is not counted again. A failure of the writer itself is answered
 (every batch it held gets "not stored"), logged, and the writer is run again after a pause.
@@ -24,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -41,6 +47,7 @@ from cost_monitor.spool import Spool
 
 log = logging.getLogger(__name__)
 RESET_AFTER_SECONDS = 300.0  # a writer that ran this long without failing starts fresh
+LANE_RETRY_SECONDS = 60.0  # after the second connection was refused
 
 
 class Outcome(Enum):
@@ -112,6 +119,10 @@ class Sink:
         self.restart_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
+        # The second lane's connection, used only by the helper thread while a write runs.
+        self._lane_conn: Connection | None = None
+        self._lane_copier: ThreadPoolExecutor | None = None
+        self._lane_retry_at = 0.0
         self._retry_at = 0.0
         self._retry_delay = 0.5
         self._thread = threading.Thread(target=self._supervise, name="sink-writer", daemon=True)
@@ -211,6 +222,8 @@ class Sink:
             self.writer_state = WriterState.STOPPED
             self._fail_waiting()
             self._close_connection()
+            if self._lane_copier is not None:
+                self._lane_copier.shutdown()
 
     def _fail_waiting(self) -> None:
         """Answer every submission the failed writer held or that is queued: not stored."""
@@ -281,45 +294,89 @@ class Sink:
                 batch.append(item)
 
     def _write(self, batch: list[_Submission]) -> None:
-        payload = b"".join(s.payload for s in batch)
         if not len(self.spool) and self._ensure_connection():
-            try:
-                started = time.perf_counter()
-                stored = self._copy(batch, payload)
-                self.metrics.write_seconds.observe(time.perf_counter() - started)
-            except storage.CONNECTION_ERRORS as error:
-                self._lost_connection(error)
-            except Exception as error:  # the database refused the rows themselves
-                rows = sum(len(s.records) for s in batch)
-                log.error("database refused a batch of %d rows: %s", rows, error)
-                self._rollback()
-                for submission in batch:
-                    submission.future.set_exception(Refused())
-                return
+            assert self._conn is not None
+            started = time.perf_counter()
+            lanes = self._lanes(batch)
+            if len(lanes) == 2 and self._ensure_lane_connection():
+                assert self._lane_copier is not None and self._lane_conn is not None
+                second = self._lane_copier.submit(self._store, self._lane_conn, lanes[1])
+                outcomes = [self._store(self._conn, lanes[0]), second.result()]
             else:
-                # On this thread, before the futures resolve: spend is loaded and added in
-                # one order. (Usage metrics are counted by the request handlers.)
-                for records in stored:
-                    self.tracker.add(records)
-                self.metrics.stored_rows.inc(sum(map(len, stored)))
-                for submission, records in zip(batch, stored, strict=True):
-                    submission.future.set_result(Acknowledged(Outcome.STORED, records))
-                return
-        self._spool(batch, payload)
+                lanes = [batch]
+                outcomes = [self._store(self._conn, batch)]
+            if not any(isinstance(outcome, BaseException) for outcome in outcomes):
+                self.metrics.write_seconds.observe(time.perf_counter() - started)
+            for lane, outcome in zip(lanes, outcomes, strict=True):
+                self._settle(lane, outcome)
+            return
+        self._spool(batch, b"".join(s.payload for s in batch))
 
-    def _copy(self, batch: list[_Submission], payload: bytes) -> list[list[UsageRecord]]:
-        """COPY the batch; per submission, the records really inserted."""
-        assert self._conn is not None
+    def _lanes(self, batch: list[_Submission]) -> list[list[_Submission]]:
+        """The batch in two lanes of about half the rows each, or whole: when it is one
+        request, or when a request resends an event id another lane holds (two connections
+        inserting the same keys in opposite orders would wait on each other)."""
+        total = sum(len(s.records) for s in batch)
+        rows = cut = 0
+        while cut < len(batch) - 1 and rows < total / 2:
+            rows += len(batch[cut].records)
+            cut += 1
+        if not 0 < rows < total:
+            return [batch]
+        first, second = batch[:cut], batch[cut:]
+        second_ids = {r.event_id for s in second for r in s.records}
+        if any(r.event_id in second_ids for s in first for r in s.records):
+            return [batch]
+        return [first, second]
+
+    def _store(
+        self, conn: Connection, lane: list[_Submission]
+    ) -> list[list[UsageRecord]] | BaseException:
+        """COPY and commit a lane on a connection: per submission, the records really
+        inserted, or the error (the caller settles both on the writer thread)."""
         try:
-            storage.copy_rows(self._conn, payload)
+            return self._copy(conn, lane, b"".join(s.payload for s in lane))
+        except Exception as error:
+            if not isinstance(error, storage.CONNECTION_ERRORS):
+                with contextlib.suppress(*storage.CONNECTION_ERRORS):
+                    conn.rollback()  # a broken connection shows at its next use
+            return error
+
+    def _settle(
+        self, lane: list[_Submission], outcome: list[list[UsageRecord]] | BaseException
+    ) -> None:
+        if isinstance(outcome, storage.CONNECTION_ERRORS):
+            if self.database_up:  # once, when both lanes lost their connection
+                self._lost_connection(outcome)
+            self._spool(lane, b"".join(s.payload for s in lane))
+        elif isinstance(outcome, BaseException):  # the database refused the rows themselves
+            rows = sum(len(s.records) for s in lane)
+            log.error("database refused a batch of %d rows: %s", rows, outcome)
+            for submission in lane:
+                submission.future.set_exception(Refused())
+        else:
+            # On this thread, before the futures resolve: spend is loaded and added in
+            # one order. (Usage metrics are counted by the request handlers.)
+            for records in outcome:
+                self.tracker.add(records)
+            self.metrics.stored_rows.inc(sum(map(len, outcome)))
+            for submission, records in zip(lane, outcome, strict=True):
+                submission.future.set_result(Acknowledged(Outcome.STORED, records))
+
+    def _copy(
+        self, conn: Connection, batch: list[_Submission], payload: bytes
+    ) -> list[list[UsageRecord]]:
+        """COPY the batch; per submission, the records really inserted."""
+        try:
+            storage.copy_rows(conn, payload)
             return [s.records for s in batch]
         except Exception as error:
             if not storage.is_unique_violation(error):
                 raise
         # A client resent event ids it had sent before: store, and count, only the new ones.
-        self._conn.rollback()
+        conn.rollback()
         inserted = Counter(
-            (event_id, moment) for event_id, moment in storage.copy_new_rows(self._conn, payload)
+            (event_id, moment) for event_id, moment in storage.copy_new_rows(conn, payload)
         )
         stored = []
         for submission in batch:
@@ -422,22 +479,42 @@ class Sink:
         self._set_up(True)
         return True
 
+    def _ensure_lane_connection(self) -> bool:
+        """The second lane's connection (and thread), made on first use; False (the write
+        then takes one lane) when it cannot be had now."""
+        if self._lane_conn is not None and not self._lane_conn.closed:
+            return True
+        if time.monotonic() < self._lane_retry_at:
+            return False
+        try:
+            self._lane_conn = self._connect()
+        except Exception as error:
+            # max_connections reached, say: write on one connection for a while.
+            self._lane_retry_at = time.monotonic() + LANE_RETRY_SECONDS
+            log.warning(
+                "no second database connection, writing on one for %.0f s: %s",
+                LANE_RETRY_SECONDS,
+                error,
+            )
+            return False
+        if self._lane_copier is None:
+            self._lane_copier = ThreadPoolExecutor(1, thread_name_prefix="sink-lane")
+        return True
+
     def _lost_connection(self, error: BaseException) -> None:
         if self.database_up:
             log.warning("database unreachable, spooling to %s: %s", self.spool.directory, error)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-        self._conn = None
+        self._close_connection()
         self._retry_at = time.monotonic() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.retry_max_seconds)
         self._set_up(False)
 
     def _close_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-        self._conn = None
+        for conn in (self._conn, self._lane_conn):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self._conn = self._lane_conn = None
         self._set_up(False)
 
     def _rollback(self) -> None:

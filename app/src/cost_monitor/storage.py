@@ -7,11 +7,14 @@ one definition shared with the timescaledb_init module.
 from __future__ import annotations
 
 import io
+import math
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 import psycopg2
 import psycopg2.errors
@@ -113,11 +116,70 @@ def row_encoder(
 encode_row = row_encoder([schema.TABLES[TABLE].column(name) for name in COPY_COLUMNS])
 
 
+_COMMA_TO_TAB = bytes.maketrans(b",", b"\t")
+
+
+def json_row_encoder(
+    columns: Sequence[schema.Column],
+) -> Callable[[list[Any]], bytes | None]:
+    """``encode(records) -> bytes | None``: the COPY text of plain records, by way of
+    msgspec's JSON encoder (in C) and a few replacements over the whole batch, or None when
+    the batch is not plain (the per-row encoder then writes it).
+
+    Plain: no text holds a backslash (JSON's escapes: quotes, control characters), a comma
+    or a brace (the only JSON object would be a JSONB cell), and every DOUBLE PRECISION
+    cell is finite (JSON has no NaN; msgspec writes null). In such a batch, JSON's commas
+    are the cell and row separators, its quotes delimit texts only, and an unquoted null is
+    a NULL cell, so the replacements cannot touch a value.
+    """
+    cells = operator.attrgetter(*(column.name for column in columns))
+    floats = [
+        operator.attrgetter(column.name)
+        for column in columns
+        if column.sql_type.upper() == "DOUBLE PRECISION"
+    ]
+    separators_per_row = len(columns)  # the row's cell separators, and the one after it
+    # A first cell that may be NULL would start a row with null rather than follow a comma.
+    null_first = columns[0].nullable
+    encode_json = msgspec.json.Encoder().encode
+
+    def encode(records: list[Any]) -> bytes | None:
+        for value_of in floats:
+            values = [v for v in map(value_of, records) if v is not None]
+            if not math.isfinite(sum(values)):  # inf - inf is nan too
+                return None
+        try:
+            data = encode_json(list(map(cells, records)))
+        except (TypeError, msgspec.EncodeError):  # a value JSON cannot hold
+            return None
+        if (
+            b"\\" in data
+            or b"{" in data
+            or data.count(b",") != separators_per_row * len(records) - 1
+        ):
+            return None
+        data = data[2:-2].replace(b"],[", b"\n").replace(b",null", b",\\N")
+        if null_first:
+            data = b"\n".join(
+                b"\\N" + row[4:] if row.startswith(b"null") else row for row in data.split(b"\n")
+            )
+        return data.translate(_COMMA_TO_TAB, b'"') + b"\n"
+
+    return encode
+
+
+encode_plain_rows = json_row_encoder([schema.TABLES[TABLE].column(name) for name in COPY_COLUMNS])
+
+
 def encode_rows(records: Iterable[UsageRecord]) -> bytes:
     """Rows in PostgreSQL's COPY text format, in COPY_COLUMNS order."""
-    lines = list(map(encode_row, records))
-    if not lines:
+    records = list(records)
+    if not records:
         return b""
+    plain = encode_plain_rows(records)
+    if plain is not None:
+        return plain
+    lines = list(map(encode_row, records))
     lines.append("")
     return "\n".join(lines).encode()
 

@@ -22,6 +22,7 @@ from cost_monitor.records import (
     DATA_RESIDENCIES,
     MAX_DURATION_SECONDS,
     MAX_MODEL_LENGTH,
+    MAX_TAG_LENGTH,
     MAX_TEXT_LENGTH,
     OPTIONAL_TEXT_FIELDS,
     REGION_PATTERN,
@@ -35,8 +36,6 @@ from cost_monitor.records import (
 )
 from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS
 
-_SHORT_TEXT = 64  # operation and source
-
 
 @cache
 def _decoder(max_tokens: int) -> msgspec.json.Decoder:
@@ -44,7 +43,7 @@ def _decoder(max_tokens: int) -> msgspec.json.Decoder:
     checks; the fields the plain shape leaves out accept only their default (or null)."""
     count = Annotated[int, msgspec.Meta(ge=0, le=max_tokens)]
     text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_LENGTH)]
-    short = Annotated[str, msgspec.Meta(min_length=1, max_length=_SHORT_TEXT)]
+    short = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TAG_LENGTH)]
     model = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MODEL_LENGTH)]
     duration = Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_SECONDS)]
     # re.search semantics: anchored, and \Z because $ would let a trailing newline through

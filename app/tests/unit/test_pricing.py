@@ -288,3 +288,50 @@ def test_a_provider_is_priced_only_by_its_own_entries():
     assert priced.priced_key("claude-x", "aws.bedrock") == "bedrock/claude-x"
     assert priced.priced_key("claude-x", "anthropic") == "claude-x"
     assert catalog(**{"claude-x": anthropic_direct}).priced_key("claude-x", "openai") is None
+
+
+def decimal_cost(price, counts, batch=False, service_tier=None):
+    """The cost summed in Decimals column by column: what cost_of_counts must equal."""
+    from cost_monitor.pricing import _LIFETIMES, _PROMPT_POSITIONS, _WRITES, SERVICE_TIER_SUFFIXES
+
+    prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
+    tier = next((size for size in price.tiers if prompt > size), 0)
+    mode = "_batches" if batch else SERVICE_TIER_SUFFIXES.get(service_tier or "", "")
+    rates = price._rate_row(tier, mode)
+    billed = list(counts)
+    billed[_WRITES] -= sum(counts[_LIFETIMES])
+    return sum((count * rate for count, rate in zip(billed, rates, strict=True)), Decimal(0))
+
+
+def test_every_catalog_price_sums_to_the_exact_decimal_cost():
+    from cost_monitor.pricing import ModelPrice
+
+    count_rows = [
+        (1200, 256, 0, 300, 64, 0, 0),
+        (1, 0, 0, 0, 0, 0, 0),
+        (250_000, 9_999, 4_000, 77_777, 12_345, 1_000, 500),
+        (100_000_000, 100_000_000, 100_000_000, 100_000_000, 100_000_000, 60_000_000, 40_000_000),
+    ]
+    catalog = PriceCatalog.load()
+    priced = 0
+    for key, entry in catalog._entries.items():
+        price = ModelPrice.from_entry(key, entry)
+        if price is None:
+            continue
+        priced += 1
+        for counts in count_rows:
+            for batch, tier in ((False, None), (True, None), (False, "flex"), (False, "priority")):
+                assert price.cost_of_counts(counts, batch, tier) == decimal_cost(
+                    price, counts, batch, tier
+                ), (key, counts, batch, tier)
+    assert priced > 1000
+
+
+def test_a_rate_too_fine_for_integer_sums_is_summed_in_decimals():
+    entry = {**ENTRY, "input_cost_per_token": 1 / 3 / 10**6}  # 16 significant digits
+    price = catalog(**{"fine-model": entry}).lookup("fine-model", "openai")
+    counts = (7, 0, 0, 1, 0, 0, 0)
+    rates = price.rates
+    expected = 7 * rates["input_cost_per_token"] + rates["output_cost_per_token"]
+    assert price.cost_of_counts(counts) == expected
+    assert price._scaled_rows[(0, "")][1] is None

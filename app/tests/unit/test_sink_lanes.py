@@ -1,0 +1,147 @@
+"""The writer's two lanes: a write of several requests is COPYed on two connections side by
+side, and each request is stored, spooled or refused whole with its own lane."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import psycopg2
+import pytest
+from cost_monitor import storage
+from cost_monitor.budgets import SpendTracker
+from cost_monitor.metrics import Metrics
+from cost_monitor.records import UsageRecord
+from cost_monitor.sink import Outcome, Refused, Sink, _Submission
+from cost_monitor.spool import Spool
+
+
+class FakeConnection:
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.closed = False
+        self.rollbacks = 0
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def records(count: int) -> list[UsageRecord]:
+    now = datetime.now(UTC)
+    return [
+        UsageRecord(time=now, event_id=str(uuid.uuid4()), provider="openai", model="gpt-5-mini")
+        for _ in range(count)
+    ]
+
+
+@pytest.fixture
+def sink(tmp_path, monkeypatch):
+    """A Sink on fake connections; ``copies`` records (connection, rows, thread) per COPY,
+    and ``failures`` maps a connection number to the error its COPY raises."""
+    connections: list[FakeConnection] = []
+
+    def connect() -> FakeConnection:
+        connections.append(FakeConnection(len(connections) + 1))
+        return connections[-1]
+
+    sink = Sink(connect, Spool(tmp_path / "spool", 1 << 20), Metrics(), SpendTracker())
+    sink.tracker.loaded = True
+    sink.copies = []
+    sink.failures = {}
+
+    def copy_rows(conn, payload, columns=storage.COPY_COLUMNS):
+        sink.copies.append((conn.number, payload.count(b"\n"), threading.current_thread().name))
+        if conn.number in sink.failures:
+            raise sink.failures[conn.number]
+
+    monkeypatch.setattr(storage, "copy_rows", copy_rows)
+    sink.connections = connections
+    yield sink
+    sink._close_connection()
+    if sink._lane_copier is not None:
+        sink._lane_copier.shutdown()
+
+
+def submissions(*sizes: int) -> list[_Submission]:
+    return [_Submission(batch, storage.encode_rows(batch)) for batch in map(records, sizes)]
+
+
+def test_a_write_of_several_requests_is_copied_in_two_lanes_of_about_half(sink):
+    batch = submissions(500, 500, 500, 500)
+    sink._write(batch)
+    assert sorted((number, rows) for number, rows, _ in sink.copies) == [(1, 1000), (2, 1000)]
+    threads = {number: thread for number, _, thread in sink.copies}
+    assert threads[1] != threads[2]  # side by side, not one after the other
+    for submission in batch:
+        acknowledged = submission.future.result(timeout=0)
+        assert acknowledged.outcome is Outcome.STORED
+        assert acknowledged.stored == submission.records
+    assert sink.tracker.loaded
+
+
+def test_one_request_is_copied_whole_on_one_connection(sink):
+    sink._write(submissions(500))
+    assert [(number, rows) for number, rows, _ in sink.copies] == [(1, 500)]
+
+
+def test_requests_sharing_an_event_id_are_copied_in_one_lane(sink):
+    first, second = submissions(3, 3)
+    second.records[1] = first.records[0]  # a resend while the first is in flight
+    second.payload = storage.encode_rows(second.records)
+    sink._write([first, second])
+    assert [(number, rows) for number, rows, _ in sink.copies] == [(1, 6)]
+
+
+def test_a_lane_that_loses_its_connection_is_spooled_and_the_other_is_stored(sink):
+    sink.failures[2] = psycopg2.OperationalError("server closed the connection")
+    stored, spooled = submissions(400, 400)
+    sink._write([stored, spooled])
+    assert stored.future.result(timeout=0).outcome is Outcome.STORED
+    assert spooled.future.result(timeout=0).outcome is Outcome.SPOOLED
+    assert len(sink.spool) == 1
+    assert sink.spool.oldest().payload == spooled.payload
+    assert not sink.database_up
+    assert all(conn.closed for conn in sink.connections)
+
+
+def test_a_lane_the_database_refuses_is_answered_refused_and_rolled_back(sink):
+    sink.failures[1] = psycopg2.errors.CheckViolation("bad row")
+    refused, stored = submissions(400, 400)
+    sink._write([refused, stored])
+    with pytest.raises(Refused):
+        refused.future.result(timeout=0)
+    assert stored.future.result(timeout=0).outcome is Outcome.STORED
+    assert sink.connections[0].rollbacks == 1
+    assert sink.connections[1].rollbacks == 0
+    assert not len(sink.spool)
+
+
+def test_without_a_second_connection_writes_go_on_one_and_it_is_retried_later(
+    sink, monkeypatch, caplog
+):
+    connect = sink._connect
+    refusals = []
+
+    def refuse_the_second(*args):
+        if sink._conn is not None:
+            refusals.append(1)
+            raise psycopg2.OperationalError("too many clients already")
+        return connect()
+
+    sink._connect = refuse_the_second
+    first, second = submissions(10, 10), submissions(10, 10)
+    sink._write(first)
+    sink._write(second)
+    assert [rows for _, rows, _ in sink.copies] == [20, 20]  # one lane each time
+    assert all(s.future.result(timeout=0).outcome is Outcome.STORED for s in first + second)
+    assert len(refusals) == 1  # not asked again at every write
+    assert caplog.text.count("no second database connection") == 1
+
+    monkeypatch.setattr(sink, "_lane_retry_at", 0.0)
+    sink._connect = connect
+    sink._write(submissions(10, 10))
+    assert sorted(rows for _, rows, _ in sink.copies[2:]) == [10, 10]
