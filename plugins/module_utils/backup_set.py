@@ -17,6 +17,7 @@ node-exporter textfile metrics; ``verify`` checks a set's files against its mani
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import fcntl
@@ -490,17 +491,22 @@ def write_metrics(config: BackupConfig, text: str) -> None:
 # The program
 
 
+@contextlib.contextmanager
+def holding_lock(backup_dir: str):
+    """The lock every run and fetch takes in ``backup_dir``: never two at once."""
+    with open(os.path.join(backup_dir, LOCK_FILE), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BackupFailed("another backup is running in {0}".format(backup_dir)) from None
+        yield
+
+
 def run(config: BackupConfig, now: datetime.datetime | None = None) -> dict:
     """Take a set, apply retention, export metrics. Raises on failure after the metrics."""
     started = time.monotonic()
     os.makedirs(config.backup_dir, mode=0o700, exist_ok=True)
-    with open(os.path.join(config.backup_dir, LOCK_FILE), "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise BackupFailed(
-                "another backup is running in {0}".format(config.backup_dir)
-            ) from None
+    with holding_lock(config.backup_dir):
         succeeded = False
         try:
             discarded = discard_partial_sets(config.backup_dir)
@@ -559,11 +565,7 @@ def fetch(config: BackupConfig, wanted: str, target_name: str, origin: str) -> d
             )
         )
     os.makedirs(config.backup_dir, mode=0o700, exist_ok=True)
-    with open(os.path.join(config.backup_dir, LOCK_FILE), "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise BackupFailed("a backup is running in {0}".format(config.backup_dir)) from None
+    with holding_lock(config.backup_dir):
         identifier = fetch_set(
             config.ssh, targets[target_name], origin or config.origin, config.prefix, wanted,
             config.backup_dir, set_problems,
