@@ -70,6 +70,7 @@ bench: setup collection-link images
 	python benchmarks/pricing.py
 	python benchmarks/timescaledb_modules.py
 	python benchmarks/dashboards_sql.py
+	python benchmarks/rollout.py
 
 clean:
 	-molecule destroy -s default; molecule destroy -s check; molecule destroy -s demo
