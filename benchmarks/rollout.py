@@ -64,7 +64,9 @@ def rollout(hosts: list[str]) -> float:
         )  # fmt: skip
         elapsed = time.monotonic() - started
     if completed.returncode != 0:
-        raise SystemExit(f"rollout to {hosts} failed:\n{completed.stdout[-3000:]}{completed.stderr[-2000:]}")
+        raise SystemExit(
+            f"rollout to {hosts} failed:\n{completed.stdout[-3000:]}{completed.stderr[-2000:]}"
+        )
     return elapsed
 
 

@@ -55,6 +55,8 @@ CHANGED = {
     "billing_drift_ratio": (0.075, "CostBillingDrift"),
     "billing_min_billed_usd": (25.5, "CostBillingDrift"),
     "backup_stale_hours": (43, "BackupStale"),
+    "container_memory_ratio": (0.85, "ContainerMemoryNearLimit"),
+    "container_memory_for": ("7m", "ContainerMemoryNearLimit"),
 }
 
 

@@ -359,6 +359,13 @@ def series(now: int) -> dict[str, list[tuple[dict, object]]]:
     add("node_memory_MemTotal_bytes", node, 8e9)
     for mode, share in (("idle", 0.7), ("user", 0.3)):
         add("node_cpu_seconds_total", {**node, "cpu": "0", "mode": mode}, rising(share))
+    for service, limit in (("loki", 1 << 30), ("cost-monitor", 512 << 20)):
+        box = {"job": "cadvisor", "instance": "cadvisor:8081", "name": f"aicost-{service}-1",
+               "container_label_com_docker_compose_service": service}  # fmt: skip
+        add("container_memory_working_set_bytes", box, limit * 0.4)
+        add("container_spec_memory_limit_bytes", box, float(limit))
+        add("container_cpu_usage_seconds_total", box, rising(0.05))
+        add("container_oom_events_total", box, 0.0)
     manager = {"job": "alertmanager", "instance": "alertmanager:9093"}
     add("alertmanager_config_last_reload_successful", manager, 1.0)
     add("alertmanager_alerts", {**manager, "state": "active"}, 1.0)

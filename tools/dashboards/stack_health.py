@@ -22,6 +22,10 @@ UID = "aicost-stack-health"
 
 TARGETS = selector("up", 'job=~"$job"', 'host=~"$host"')
 HOST = 'host=~"$host"'
+# cAdvisor's series of the compose services' containers (their other containers have no label).
+SERVICES = f'{HOST}, container_label_com_docker_compose_service!=""'
+BY_SERVICE = "host, container_label_com_docker_compose_service"
+SERVICE_LEGEND = "{{host}} {{container_label_com_docker_compose_service}}"
 # Filesystems that are the host's disks, not memory or container layers.
 DISKS = 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs|autofs|fuse.*"'
 UP_COLOURS = thresholds((1, "green"), base="red")
@@ -277,11 +281,58 @@ def build() -> dict:
         8,
     )
 
+    grid.row("Containers (cAdvisor)")
+    grid.add(
+        timeseries(
+            "Container memory, share of its limit",
+            "Each service's working set over its memory limit (ContainerMemoryNearLimit fires "
+            "above 90 %).",
+            promql(
+                f"container_memory_working_set_bytes{{{SERVICES}}}"
+                f" / (container_spec_memory_limit_bytes{{{SERVICES}}} > 0)",
+                SERVICE_LEGEND,
+            ),
+            unit=PERCENT,
+            minimum=0,
+            maximum=1,
+        ),
+        8,
+        8,
+    )
+    grid.add(
+        timeseries(
+            "Container CPU (cores)",
+            "CPU time each service's container uses, in cores.",
+            promql(
+                rate(f"container_cpu_usage_seconds_total{{{SERVICES}}}", BY_SERVICE), SERVICE_LEGEND
+            ),
+            minimum=0,
+        ),
+        8,
+        8,
+    )
+    grid.add(
+        timeseries(
+            "Container OOM kills",
+            "Processes the kernel killed at a container's memory limit (ContainerOOMKilled).",
+            promql(
+                f"sum by ({BY_SERVICE}) "
+                f"(increase(container_oom_events_total{{{SERVICES}}}[$__rate_interval]))",
+                SERVICE_LEGEND,
+            ),
+            minimum=0,
+            bars=True,
+        ),
+        8,
+        8,
+    )
+
     return dashboard(
         uid=UID,
         title="Stack health",
-        description="Targets, Prometheus, Alertmanager, TimescaleDB reachability and the hosts' "
-        "disks and memory (Prometheus).",
+        description="Targets, Prometheus, Alertmanager, TimescaleDB reachability, the hosts' "
+        "disks, memory and CPU, and the containers' memory, CPU and OOM kills (Prometheus, "
+        "cAdvisor).",
         grid=grid,
         variables=[
             prometheus_variable("job", "Job", "label_values(up, job)", "Scrape job (service)."),
