@@ -11,7 +11,9 @@ import pytest
 import yaml
 from alloy_syntax import AlloySyntaxError, Block, Reference, parse, references
 
-MONITORING = {"mon1": {"aicost_host_address": "10.20.0.10"}}
+# Loki published on the host's address (no gateway), or behind its gateway.
+MONITORING = {"mon1": {"aicost_host_address": "10.20.0.10", "loki_publish_address": "10.20.0.10"}}
+LOOPBACK_ONLY = {"mon1": {"aicost_host_address": "10.20.0.10"}}
 GATEWAY = {
     "mon1": {
         "aicost_host_address": "10.20.0.10",
@@ -447,6 +449,7 @@ def test_the_agent_the_inventory_does_not_pick_refuses_to_run(
     "variables, monitoring, message",
     [
         ({}, GATEWAY, "set loki_agent_password"),
+        ({}, LOOPBACK_ONLY, "listens on its loopback address only"),
         ({"log_agent_extra_labels": {"request-id": "x"}}, None, "label names are letters"),
         ({"log_agent_extra_paths": ["relative/*.log"]}, None, "absolute globs"),
         ({"log_agent_extra_paths": ["/*/app.log"]}, None, "starts with a wildcard below '/'"),
