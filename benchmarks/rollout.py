@@ -60,7 +60,8 @@ def rollout(hosts: list[str]) -> float:
         completed = subprocess.run(
             ["ansible-playbook", "-i", str(inventory), str(REPO / "playbooks" / "log_agents.yml")],
             capture_output=True, text=True, check=False, cwd=REPO,
-            env={**os.environ, "MOLECULE_PROJECT_DIRECTORY": str(REPO)},
+            # Pipelining, as ansible.cfg sets it for SSH, for the test VMs' docker connection.
+            env={**os.environ, "MOLECULE_PROJECT_DIRECTORY": str(REPO), "ANSIBLE_PIPELINING": "1"},
         )  # fmt: skip
         elapsed = time.monotonic() - started
     if completed.returncode != 0:
