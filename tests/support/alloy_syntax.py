@@ -128,7 +128,7 @@ class _Parser:
         if value == "{":
             entries: dict[str, object] = {}
             while self.peek() and self.peek()[1] != "}":
-                key_kind, key, _ = self.take()
+                key_kind, key, _position = self.take()
                 if key_kind == "string":
                     key = json.loads(key)
                 elif key_kind != "ident":

@@ -414,7 +414,7 @@ def test_both_agents_carry_the_same_sources_and_labels(
 def test_the_agent_container_reads_only_and_holds_no_capability(
     run_role_tasks, tmp_path: Path, agent: str
 ) -> None:
-    _, fragment = rendered(run_role_tasks, tmp_path, agent)
+    fragment = rendered(run_role_tasks, tmp_path, agent)[1]
     service = fragment["services"][agent]
     assert service["cap_drop"] == ["ALL"] and service["read_only"] is True
     assert "privileged" not in service and "ports" not in service
@@ -464,7 +464,7 @@ def test_the_preflight_refuses(run_role_tasks, tmp_path: Path, variables, monito
 
 
 def test_an_explicit_url_wins(run_role_tasks, tmp_path: Path) -> None:
-    config, _ = rendered(
+    config = rendered(
         run_role_tasks,
         tmp_path,
         "alloy",
@@ -472,7 +472,7 @@ def test_an_explicit_url_wins(run_role_tasks, tmp_path: Path) -> None:
             "log_agent_loki_url": "https://logs.example.internal/loki/api/v1/push",
             "loki_agent_password": PASSWORD,
         },
-    )
+    )[0]
     [write] = [c for c in config.blocks if c.name == "loki.write"]
     [endpoint] = write.blocks
     assert endpoint.attributes["url"] == "https://logs.example.internal/loki/api/v1/push"
