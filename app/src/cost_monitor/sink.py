@@ -259,6 +259,9 @@ class Sink:
             self.spool.rescan()  # what the failed run knew of the spool may be stale
             self._publish_spool_state()
             log.info("the writer restarted (%d restarts so far)", self.writer_restarts)
+        with self._lanes_changed:  # a failed run may have left a lane claimed
+            self._lane_holds = [None, None]
+            self._reserved = False
         self._ensure_connection()
         self._second_writer_error = None
         run_over = threading.Event()
@@ -356,11 +359,12 @@ class Sink:
         if len(parts) < len(lanes):
             self._release_lane(lanes.pop())
         second = None
+        stored: list[bool] = []
         try:
             if len(lanes) == 2:
                 assert self._lane_copier is not None
                 second = self._lane_copier.submit(self._write_on_lane, lanes[1], parts[1])
-            stored = [self._write_on_lane(lanes[0], parts[0])]
+            stored.append(self._write_on_lane(lanes[0], parts[0]))
         finally:
             if second is not None:
                 stored.append(second.result())
