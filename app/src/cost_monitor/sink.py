@@ -1,8 +1,8 @@
 """The durable path from an accepted batch to the database.
 
-One writer thread owns the database connection and the spool. Request handlers submit a
-batch and wait on a future; the writer coalesces whatever is queued into one COPY and
-resolves every future once the rows are committed, or, while the database is unreachable,
+The writer (two threads taking turns, below) owns the database connections and the spool.
+Request handlers submit a batch and wait on a future; the writer coalesces whatever is queued
+into one write and resolves every future once the rows are committed, or, while the database is unreachable,
 once they are fsynced to the spool. A future resolves with an error when nothing was stored
 (spool full or not writable, writer restarting: the API answers 503) or the database refused
 the rows: an acknowledged record is on disk somewhere.
