@@ -2,10 +2,10 @@
 
 The writer (two threads taking turns, below) owns the database connections and the spool.
 Request handlers submit a batch and wait on a future; the writer coalesces whatever is queued
-into one write and resolves every future once the rows are committed, or, while the database is unreachable,
-once they are fsynced to the spool. A future resolves with an error when nothing was stored
-(spool full or not writable, writer restarting: the API answers 503) or the database refused
-the rows: an acknowledged record is on disk somewhere.
+into one write and resolves every future once the rows are committed, or, while the database
+is unreachable, once they are fsynced to the spool. A future resolves with an error when
+nothing was stored (spool full or not writable, writer restarting: the API answers 503) or the
+database refused the rows: an acknowledged record is on disk somewhere.
 
 While the spool holds anything, new batches go to the spool too, so rows reach the table in
 the order they were acknowledged. The spool is drained oldest first, idempotently.
@@ -645,8 +645,9 @@ class Sink:
         return True
 
     def _lost_connection(self, error: BaseException) -> None:
-        """The database is unreachable: close the connections of the free lanes (and of
-        the caller's, claimed or reserved); a lane still writing closes its own once done."""
+        """The database is unreachable: close the connections of the lanes carrying no
+        write (the replay's and the spend load's included); a lane carrying one closes its
+        connection when it is released."""
         if self.database_up:
             log.warning("database unreachable, spooling to %s: %s", self.spool.directory, error)
         self._retry_at = time.monotonic() + self._retry_delay
