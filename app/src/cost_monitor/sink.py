@@ -1,20 +1,24 @@
 """The durable path from an accepted batch to the database.
 
-One writer thread owns the database connection and the spool. Request handlers submit a
-batch and wait on a future; the writer coalesces whatever is queued into one COPY and
-resolves every future once the rows are committed, or, while the database is unreachable,
-once they are fsynced to the spool. A future resolves with an error when nothing was stored
-(spool full or not writable, writer restarting: the API answers 503) or the database refused
-the rows: an acknowledged record is on disk somewhere.
+The writer (two threads taking turns, below) owns the database connections and the spool.
+Request handlers submit a batch and wait on a future; the writer coalesces whatever is queued
+into one write and resolves every future once the rows are committed, or, while the database
+is unreachable, once they are fsynced to the spool. A future resolves with an error when
+nothing was stored (spool full or not writable, writer restarting: the API answers 503) or the
+database refused the rows: an acknowledged record is on disk somewhere.
 
 While the spool holds anything, new batches go to the spool too, so rows reach the table in
 the order they were acknowledged. The spool is drained oldest first, idempotently.
 
-A write of several requests is split in two lanes, each a COPY and COMMIT on its own
-connection, run side by side (the second on a helper thread): while one connection waits for
-its commit, or for the GIL the request handlers hold, the database works on the other. Each
-request is stored, spooled or refused whole, in one lane; concurrent requests were never
-ordered among themselves.
+Two lanes, each a connection, carry the writes: two threads take batches from the queue in
+turn and write each on whichever lane is free, split in two when both are (the second part on
+a helper thread). A lane takes the next batch as soon as its write is committed and settled,
+so the database works on one lane while the other waits for its commit, for the GIL the
+request handlers hold, or for work. Each request is stored, spooled or refused whole, in one
+lane, and settled when that lane finishes; concurrent requests were never ordered among
+themselves. A request resending an event id a busy lane holds waits for that lane (two
+connections inserting the same keys in opposite orders would wait on each other). The spool's
+replay and the month's spend load take both lanes, once their writes are done.
 
 Counters follow the database: a record is counted once it is committed, and a resent event
 the database already holds is not counted again. A failure of the writer itself is answered
@@ -118,16 +122,24 @@ class Sink:
         # count starts over after a run of RESET_AFTER_SECONDS without a failure.
         self.restart_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
+        self._take_lock = threading.Lock()  # one thread coalesces at a time
         self._conn: Connection | None = None
         # The second lane's connection, used only by the helper thread while a write runs.
         self._lane_conn: Connection | None = None
         self._lane_copier: ThreadPoolExecutor | None = None
         self._lane_retry_at = 0.0
+        # Per lane (0: self._conn, 1: self._lane_conn), the event ids of the write it
+        # carries, or None while it is free; both lanes are taken by the spool's replay and
+        # the spend load (_reserved) once their writes are done.
+        self._lane_holds: list[frozenset[str] | None] = [None, None]
+        self._reserved = False
+        self._lanes_changed = threading.Condition()
+        self._second_writer_error: Exception | None = None
         self._retry_at = 0.0
         self._retry_delay = 0.5
         self._thread = threading.Thread(target=self._supervise, name="sink-writer", daemon=True)
         self._stopping = threading.Event()
-        self._in_flight: list[_Submission] = []
+        self._in_flight: dict[str, list[_Submission]] = {}  # per taking thread
         self.database_up = False
         self.writer_state = WriterState.STOPPED
         self.writer_restarts = 0
@@ -227,8 +239,8 @@ class Sink:
 
     def _fail_waiting(self) -> None:
         """Answer every submission the failed writer held or that is queued: not stored."""
-        waiting = self._in_flight
-        self._in_flight = []
+        waiting = [submission for batch in self._in_flight.values() for submission in batch]
+        self._in_flight = {}
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -247,24 +259,65 @@ class Sink:
             self.spool.rescan()  # what the failed run knew of the spool may be stale
             self._publish_spool_state()
             log.info("the writer restarted (%d restarts so far)", self.writer_restarts)
+        with self._lanes_changed:  # a failed run may have left a lane claimed
+            self._lane_holds = [None, None]
+            self._reserved = False
         self._ensure_connection()
-        while True:
-            wait = 0.2 if len(self.spool) or not self.tracker.loaded else 1.0
-            batch, stop = self._take(wait)
-            if batch:
-                self._in_flight = batch
-                self._write(batch)
-                self._in_flight = []
-            if len(self.spool):
-                self._drain_spool()
-            if not self.tracker.loaded and not len(self.spool):
-                self._load_spend()
-            if stop or self._stopping.is_set():
-                return
+        self._second_writer_error = None
+        run_over = threading.Event()
+        second_writer = threading.Thread(
+            target=self._write_alongside, args=(run_over,), name="sink-writer-2", daemon=True
+        )
+        second_writer.start()
+        try:
+            while True:
+                if self._second_writer_error is not None:
+                    raise self._second_writer_error
+                wait = 0.2 if len(self.spool) or not self.tracker.loaded else 1.0
+                batch, stop = self._take(wait)
+                if batch:
+                    self._write_taken(batch)
+                if len(self.spool):
+                    self._drain_spool()
+                if not self.tracker.loaded and not len(self.spool):
+                    self._load_spend()
+                if stop or self._stopping.is_set():
+                    return
+        finally:
+            run_over.set()
+            second_writer.join()
+
+    def _write_alongside(self, run_over: threading.Event) -> None:
+        """The second taking thread: while one write waits on a lane, the next is taken and
+        written on the other. Its failure is raised by the writer thread."""
+        try:
+            while not (run_over.is_set() or self._stopping.is_set()):
+                batch, stop = self._take(0.2)
+                if batch:
+                    self._write_taken(batch)
+                if stop:
+                    self._queue.put(None)  # the writer thread stops too
+                    return
+        except Exception as error:
+            self._second_writer_error = error
+
+    def _write_taken(self, batch: list[_Submission]) -> None:
+        taker = threading.current_thread().name
+        self._in_flight[taker] = batch  # answered by _fail_waiting should the write fail
+        self._write(batch)
+        del self._in_flight[taker]
 
     def _take(self, wait: float) -> tuple[list[_Submission], bool]:
         """Everything queued now (up to the row cap), waiting up to ``wait`` for the first."""
         batch: list[_Submission] = []
+        if not self._take_lock.acquire(timeout=wait):
+            return batch, False
+        try:
+            return self._take_locked(batch, wait)
+        finally:
+            self._take_lock.release()
+
+    def _take_locked(self, batch: list[_Submission], wait: float) -> tuple[list[_Submission], bool]:
         rows = 0
         try:
             item = self._queue.get(timeout=wait)
@@ -294,23 +347,105 @@ class Sink:
                 batch.append(item)
 
     def _write(self, batch: list[_Submission]) -> None:
-        if not len(self.spool) and self._ensure_connection():
-            assert self._conn is not None
-            started = time.perf_counter()
-            lanes = self._lanes(batch)
-            if len(lanes) == 2 and self._ensure_lane_connection():
-                assert self._lane_copier is not None and self._lane_conn is not None
-                second = self._lane_copier.submit(self._store, self._lane_conn, lanes[1])
-                outcomes = [self._store(self._conn, lanes[0]), second.result()]
-            else:
-                lanes = [batch]
-                outcomes = [self._store(self._conn, batch)]
-            if not any(isinstance(outcome, BaseException) for outcome in outcomes):
-                self.metrics.write_seconds.observe(time.perf_counter() - started)
-            for lane, outcome in zip(lanes, outcomes, strict=True):
-                self._settle(lane, outcome)
+        """Store the batch on the lanes free now (in two parts when both are, each settled
+        as its lane finishes), or spool it; returns once every request of it is answered."""
+        event_ids = frozenset(r.event_id for s in batch for r in s.records)
+        lanes = self._claim_lanes(event_ids, 2 if len(batch) > 1 else 1)
+        if not lanes:
+            self._spool(batch, b"".join(s.payload for s in batch))
             return
-        self._spool(batch, b"".join(s.payload for s in batch))
+        started = time.perf_counter()
+        parts = self._lanes(batch) if len(lanes) == 2 else [batch]
+        if len(parts) < len(lanes):
+            self._release_lane(lanes.pop())
+        second = None
+        stored: list[bool] = []
+        try:
+            if len(lanes) == 2:
+                assert self._lane_copier is not None
+                second = self._lane_copier.submit(self._write_on_lane, lanes[1], parts[1])
+            stored.append(self._write_on_lane(lanes[0], parts[0]))
+        finally:
+            if second is not None:
+                stored.append(second.result())
+        if all(stored):
+            self.metrics.write_seconds.observe(time.perf_counter() - started)
+
+    def _write_on_lane(self, lane: int, part: list[_Submission]) -> bool:
+        """COPY and commit a part on a claimed lane, settle it, free the lane; True when
+        stored."""
+        try:
+            outcome = self._store(self._lane_connection(lane), part)
+            self._settle(part, outcome)
+        finally:
+            self._release_lane(lane)
+        return not isinstance(outcome, BaseException)
+
+    def _lane_connection(self, lane: int) -> Connection:
+        conn = self._conn if lane == 0 else self._lane_conn
+        assert conn is not None
+        return conn
+
+    def _claim_lanes(self, event_ids: frozenset[str], wanted: int) -> list[int]:
+        """Up to ``wanted`` lanes, connected, to write a batch with these event ids on:
+        waits while none is free or a busy one holds any of these ids. [] when the batch
+        is to be spooled: the spool holds older batches, or the database is unreachable."""
+        while True:
+            with self._lanes_changed:
+                while True:
+                    if len(self.spool):
+                        return []
+                    free = self._free_lanes(event_ids)
+                    if free:
+                        break
+                    self._lanes_changed.wait(0.5)
+                lanes = free[:wanted]
+                for lane in lanes:
+                    self._lane_holds[lane] = event_ids
+            if 0 in lanes and not self._ensure_connection():
+                for lane in lanes:
+                    self._release_lane(lane)
+                return []
+            if 1 in lanes and not self._ensure_lane_connection():
+                self._release_lane(1)
+                lanes.remove(1)
+            if lanes:
+                return lanes
+
+    def _free_lanes(self, event_ids: frozenset[str]) -> list[int]:
+        """The lanes a batch with these event ids may take now (under _lanes_changed)."""
+        if self._reserved or any(
+            held is not None and not held.isdisjoint(event_ids) for held in self._lane_holds
+        ):
+            return []
+        free = [lane for lane, held in enumerate(self._lane_holds) if held is None]
+        # The second connection is not asked for while it was refused lately, nor alone
+        # while the database is down (the first one's reconnection tells when it is back).
+        if time.monotonic() < self._lane_retry_at or (not self.database_up and 0 not in free):
+            free = [lane for lane in free if lane == 0]
+        return free
+
+    def _release_lane(self, lane: int) -> None:
+        with self._lanes_changed:
+            if not self.database_up:
+                self._close_lane_connection(lane)  # lost while this lane was writing
+            self._lane_holds[lane] = None
+            self._lanes_changed.notify_all()
+
+    @contextlib.contextmanager
+    def _all_lanes(self) -> Iterator[None]:
+        """Both lanes, once the writes they carry are done (for the spool's replay and the
+        spend load, on the writer's connection)."""
+        with self._lanes_changed:
+            self._reserved = True
+            while any(held is not None for held in self._lane_holds):
+                self._lanes_changed.wait(0.5)
+        try:
+            yield
+        finally:
+            with self._lanes_changed:
+                self._reserved = False
+                self._lanes_changed.notify_all()
 
     def _lanes(self, batch: list[_Submission]) -> list[list[_Submission]]:
         """The batch in two lanes of about half the rows each, or whole: when it is one
@@ -333,7 +468,7 @@ class Sink:
         self, conn: Connection, lane: list[_Submission]
     ) -> list[list[UsageRecord]] | BaseException:
         """COPY and commit a lane on a connection: per submission, the records really
-        inserted, or the error (the caller settles both on the writer thread)."""
+        inserted, or the error."""
         try:
             return self._copy(conn, lane, b"".join(s.payload for s in lane))
         except Exception as error:
@@ -355,8 +490,8 @@ class Sink:
             for submission in lane:
                 submission.future.set_exception(Refused())
         else:
-            # On this thread, before the futures resolve: spend is loaded and added in
-            # one order. (Usage metrics are counted by the request handlers.)
+            # Before the futures resolve, and before the lane is freed (the spend load waits
+            # for both lanes). (Usage metrics are counted by the request handlers.)
             for records in outcome:
                 self.tracker.add(records)
             self.metrics.stored_rows.inc(sum(map(len, outcome)))
@@ -411,6 +546,10 @@ class Sink:
             submission.future.set_result(Acknowledged(Outcome.SPOOLED, []))
 
     def _drain_spool(self) -> None:
+        with self._all_lanes():
+            self._drain_spool_on_both_lanes()
+
+    def _drain_spool_on_both_lanes(self) -> None:
         while len(self.spool) and self._ensure_connection():
             spooled = self.spool.oldest()
             if spooled is None:
@@ -449,6 +588,10 @@ class Sink:
                 return  # serve waiting requests (they spool) before the next old batch
 
     def _load_spend(self) -> None:
+        with self._all_lanes():
+            self._load_spend_on_both_lanes()
+
+    def _load_spend_on_both_lanes(self) -> None:
         if not self._ensure_connection():
             return
         try:
@@ -502,20 +645,34 @@ class Sink:
         return True
 
     def _lost_connection(self, error: BaseException) -> None:
+        """The database is unreachable: close the connections of the lanes carrying no
+        write (the replay's and the spend load's included); a lane carrying one closes its
+        connection when it is released."""
         if self.database_up:
             log.warning("database unreachable, spooling to %s: %s", self.spool.directory, error)
-        self._close_connection()
         self._retry_at = time.monotonic() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.retry_max_seconds)
-        self._set_up(False)
+        with self._lanes_changed:
+            self._set_up(False)
+            for lane, held in enumerate(self._lane_holds):
+                if held is None:
+                    self._close_lane_connection(lane)
 
     def _close_connection(self) -> None:
-        for conn in (self._conn, self._lane_conn):
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-        self._conn = self._lane_conn = None
+        """Close both connections (no lane may be writing)."""
+        for lane in (0, 1):
+            self._close_lane_connection(lane)
         self._set_up(False)
+
+    def _close_lane_connection(self, lane: int) -> None:
+        conn = self._conn if lane == 0 else self._lane_conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if lane == 0:
+            self._conn = None
+        else:
+            self._lane_conn = None
 
     def _rollback(self) -> None:
         if self._conn is not None:

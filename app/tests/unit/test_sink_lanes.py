@@ -4,6 +4,7 @@ side, and each request is stored, spooled or refused whole with its own lane."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -145,3 +146,97 @@ def test_without_a_second_connection_writes_go_on_one_and_it_is_retried_later(
     sink._connect = connect
     sink._write(submissions(10, 10))
     assert sorted(rows for _, rows, _ in sink.copies[2:]) == [10, 10]
+
+
+@pytest.fixture
+def gated(sink, monkeypatch):
+    """The sink with ``gates``: a COPY on connection N waits until gates[N] is set, and
+    ``started`` holds the numbers of the connections whose COPY began."""
+    sink.gates = {}
+    sink.started = set()
+    fake_copy = storage.copy_rows
+
+    def gated_copy(conn, payload, columns=storage.COPY_COLUMNS):
+        sink.started.add(conn.number)
+        gate = sink.gates.get(conn.number)
+        if gate is not None:
+            assert gate.wait(10), "the test never opened the gate"
+        fake_copy(conn, payload, columns)
+
+    monkeypatch.setattr(storage, "copy_rows", gated_copy)
+    yield sink
+    for gate in sink.gates.values():
+        gate.set()
+    sink.stop()
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_lane_takes_the_next_batch_while_the_other_still_writes_the_first(gated):
+    gated.gates[2] = threading.Event()
+    first = submissions(10, 10)
+    for submission in first:
+        gated._queue.put(submission)
+    gated.start()
+    wait_until(lambda: 2 in gated.started)
+    # The first lane's requests are answered when that lane is done, not with the other's.
+    assert first[0].future.result(timeout=5).outcome is Outcome.STORED
+    assert not first[1].future.done()
+    second = gated.submit(records(5))
+    assert second.result(timeout=5).outcome is Outcome.STORED
+    assert (1, 5) in [(number, rows) for number, rows, _ in gated.copies]
+    assert not first[1].future.done()
+    gated.gates[2].set()
+    assert first[1].future.result(timeout=5).outcome is Outcome.STORED
+
+
+def test_a_request_resending_an_event_id_waits_for_the_lane_that_holds_it(gated):
+    gated.gates[1] = threading.Event()
+    gated.start()
+    held = records(10)
+    first = gated.submit(held)
+    wait_until(lambda: 1 in gated.started)
+    # The other lane is free: a request of other events is stored on it meanwhile...
+    assert gated.submit(records(4)).result(timeout=5).outcome is Outcome.STORED
+    assert (2, 4) in [(number, rows) for number, rows, _ in gated.copies]
+    # ...but not one resending an event the busy lane holds.
+    resent = gated.submit([held[0], *records(2)])
+    time.sleep(0.3)
+    assert not resent.done()
+    gated.gates[1].set()
+    assert first.result(timeout=5).outcome is Outcome.STORED
+    assert resent.result(timeout=5).outcome is Outcome.STORED
+    rows_in_order = [rows for _, rows, _ in gated.copies]
+    assert rows_in_order.index(3) > rows_in_order.index(10)
+
+
+def test_a_lane_losing_its_connection_mid_pipeline_is_spooled_and_later_batches_follow(gated):
+    connect = gated._connect
+
+    def connect_while_up():
+        if len(gated.connections) >= 2 and gated.failures:
+            raise psycopg2.OperationalError("the database is down")
+        return connect()
+
+    gated._connect = connect_while_up
+    gated.gates[2] = threading.Event()
+    gated.failures[2] = psycopg2.OperationalError("server closed the connection")
+    first = submissions(10, 10)
+    for submission in first:
+        gated._queue.put(submission)
+    gated.start()
+    wait_until(lambda: 2 in gated.started)
+    assert first[0].future.result(timeout=5).outcome is Outcome.STORED
+    gated.gates[2].set()
+    assert first[1].future.result(timeout=5).outcome is Outcome.SPOOLED
+    later = gated.submit(records(2))
+    assert later.result(timeout=5).outcome is Outcome.SPOOLED  # behind the older batch
+    assert len(gated.spool) == 2
+    assert gated.spool.oldest().payload == first[1].payload
+    assert not gated.database_up
+    wait_until(lambda: all(conn.closed for conn in gated.connections))
