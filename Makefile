@@ -61,8 +61,12 @@ functional:
 	pytest -q -n 2 --dist loadfile tests/functional
 	cd app && pytest -q -m integration
 
+## molecule: each scenario's log is kept in .cache; a failure's tasks are printed again last
 molecule:
-	for scenario in $(MOLECULE_SCENARIOS); do molecule test -s $$scenario; done
+	for scenario in $(MOLECULE_SCENARIOS); do \
+	  molecule test -s $$scenario 2>&1 | tee .cache/molecule-$$scenario.log \
+	    || { tests/harness/failed-tasks.sh .cache/molecule-$$scenario.log; exit 1; }; \
+	done
 
 bench: setup collection-link images
 	python benchmarks/app.py
