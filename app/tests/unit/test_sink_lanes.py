@@ -177,15 +177,21 @@ def wait_until(condition) -> None:
         time.sleep(0.01)
 
 
-def test_a_lane_takes_the_next_batch_while_the_other_still_writes_the_first(gated):
-    gated.gates[2] = threading.Event()
+def split_over_both_lanes_holding_the_second(sink):
+    """Two queued requests, one per lane, the second lane's COPY held: the first is stored."""
+    sink.gates[2] = threading.Event()
     first = submissions(10, 10)
     for submission in first:
-        gated._queue.put(submission)
-    gated.start()
-    wait_until(lambda: 2 in gated.started)
+        sink._queue.put(submission)
+    sink.start()
+    wait_until(lambda: 2 in sink.started)
     # The first lane's requests are answered when that lane is done, not with the other's.
     assert first[0].future.result(timeout=5).outcome is Outcome.STORED
+    return first
+
+
+def test_a_lane_takes_the_next_batch_while_the_other_still_writes_the_first(gated):
+    first = split_over_both_lanes_holding_the_second(gated)
     assert not first[1].future.done()
     second = gated.submit(records(5))
     assert second.result(timeout=5).outcome is Outcome.STORED
@@ -224,14 +230,8 @@ def test_a_lane_losing_its_connection_mid_pipeline_is_spooled_and_later_batches_
         return connect()
 
     gated._connect = connect_while_up
-    gated.gates[2] = threading.Event()
     gated.failures[2] = psycopg2.OperationalError("server closed the connection")
-    first = submissions(10, 10)
-    for submission in first:
-        gated._queue.put(submission)
-    gated.start()
-    wait_until(lambda: 2 in gated.started)
-    assert first[0].future.result(timeout=5).outcome is Outcome.STORED
+    first = split_over_both_lanes_holding_the_second(gated)
     gated.gates[2].set()
     assert first[1].future.result(timeout=5).outcome is Outcome.SPOOLED
     later = gated.submit(records(2))
