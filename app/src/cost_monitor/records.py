@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -327,7 +328,7 @@ class _Context:
         self._ids: list[str] = []
 
     def new_event_id(self) -> str:
-        """A random (version 4) UUID; made 256 at a time, as uuid.uuid4() costs a syscall each."""
+        """A new (version 7) UUID; made 256 at a time, as uuid.uuid4() costs a syscall each."""
         if not self._ids:
             self._ids = new_event_ids(256)
         return self._ids.pop()
@@ -572,18 +573,24 @@ class _Context:
         return str(value)
 
 
-# The variant digit of a version 4 UUID (binary 10xx) for each random hex digit.
-_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+# The 62 bits after a UUID's variant: 14 random ones, then a 48-bit counter.
+_COUNTER_SPAN = 1 << 48
 
 
 def new_event_ids(count: int) -> list[str]:
-    """``count`` random version 4 UUIDs as text."""
-    hexes = os.urandom(16 * count).hex()
-    variant = _UUID_VARIANT
-    return [
-        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:]}"
-        for h in (hexes[start : start + 32] for start in range(0, 32 * count, 32))
-    ]
+    """``count`` distinct version 7 UUIDs as text (RFC 9562, with a dedicated counter).
+
+    The first 48 bits are the Unix time in milliseconds, then 26 random bits, then a counter
+    from a random start: the ids of one call are consecutive, so the rows of a batch land
+    side by side in the (event_id, time) index rather than on random pages, and one
+    formatted integer per id costs less than random hex cut into groups.
+    """
+    millis = time.time_ns() // 1_000_000
+    bits = int.from_bytes(os.urandom(12), "big")
+    start = (bits >> 26) % (_COUNTER_SPAN - count)
+    prefix = f"{millis >> 16:08x}-{millis & 0xFFFF:04x}-7{bits & 0xFFF:03x}-"
+    prefix += f"{0x8000 | (bits >> 12) & 0x3FFF:04x}-"
+    return [f"{prefix}{n:012x}" for n in range(start, start + count)]
 
 
 def _canonical_names(raw: Mapping[str, Any]) -> dict[str, Any]:

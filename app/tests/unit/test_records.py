@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from cost_monitor.records import BodyError, IngestLimits, count_array_items, parse_body
+from cost_monitor.records import (
+    BodyError,
+    IngestLimits,
+    count_array_items,
+    new_event_ids,
+    parse_body,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,7 +49,7 @@ def test_valid_record_gets_defaults_and_an_event_id():
     (record,) = parsed.records
     assert record.time == datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
     assert (record.operation, record.source, record.status) == ("chat", "api", "ok")
-    assert uuid.UUID(record.event_id).version == 4
+    assert uuid.UUID(record.event_id).version == 7
     assert str(uuid.UUID(record.event_id)) == record.event_id
     assert record.project == "search"
     assert record.cost_usd is None
@@ -71,11 +78,21 @@ def test_a_client_event_id_needs_the_event_time():
     assert len(parse([{k: v for k, v in good().items() if k != "time"}]).records) == 1
 
 
-def test_generated_event_ids_are_distinct_version_4_uuids():
+def test_generated_event_ids_are_distinct_version_7_uuids_of_now():
+    before = time.time_ns() // 1_000_000
     records = parse([good()] * 600).records
+    after = time.time_ns() // 1_000_000
     ids = {record.event_id for record in records}
     assert len(ids) == 600
-    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    assert all(before <= uuid.UUID(i).int >> 80 <= after for i in ids)
+
+
+def test_event_ids_of_separate_calls_do_not_meet():
+    # Each call starts its counter at a random point: two calls in the same millisecond
+    # would need the same 74 random bits to give an id twice.
+    ids = [i for _ in range(2000) for i in new_event_ids(256)]
+    assert len(set(ids)) == len(ids)
 
 
 def test_otel_names_are_aliases_and_totals_are_split_into_parts():
