@@ -5,7 +5,8 @@ Prices the same 100,000 validated records (a mix of the five providers' models w
 reads and writes, reasoning, batch and service tiers; one in ten with a 1-hour cache write,
 a data residency or a region where the code knows them) with the code under test and, when
 --baseline names another checkout's ``app/src`` (e.g. a git worktree of the previous
-release), with that code in a subprocess, interleaved rounds, best of each reported:
+release), with that code in a subprocess, interleaved rounds, best of each reported. The
+records are priced in batches of --batch (500), one call each, as the server prices a request:
 
     .venv/bin/python benchmarks/pricing.py [--baseline /tmp/old/app/src] [--rounds 3]
 
@@ -56,16 +57,18 @@ price_records(catalog, records[:1000])  # warm the lookups as a running app has 
 for record in records:
     record.cost_usd = None
 start = time.perf_counter()
-price_records(catalog, records)
+batch = int(sys.argv[2])
+for at in range(0, len(records), batch):
+    price_records(catalog, records[at : at + batch])
 elapsed = time.perf_counter() - start
 print(json.dumps({"records_per_second": len(records) / elapsed, "catalog_entries": len(catalog)}))
 """
 
 
-def measure(src: Path, records: int) -> dict:
+def measure(src: Path, records: int, batch: int) -> dict:
     output = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r})\n" + MEASURE,
-         str(records)],
+         str(records), str(batch)],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     return json.loads(output)
@@ -75,13 +78,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="another checkout's app/src")
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500, help="records per price_records call")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     trees = {"this tree": SRC, **({"baseline": args.baseline} if args.baseline else {})}
     best: dict[str, dict] = {}
     for _ in range(args.rounds):
         for name, src in trees.items():
-            result = measure(src, args.records)
+            result = measure(src, args.records, args.batch)
             if result["records_per_second"] > best.get(name, {}).get("records_per_second", 0):
                 best[name] = result
     for name, result in best.items():

@@ -58,6 +58,10 @@ _LIFETIMES = slice(len(TOKEN_COLUMNS), len(PRICED_COLUMNS))
 PROMPT_TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens")
 _PROMPT_POSITIONS = tuple(TOKEN_COLUMNS.index(column) for column in PROMPT_TOKEN_COLUMNS)
 _priced_counts = operator.attrgetter(*PRICED_COLUMNS)
+# What picks a record's price, beside its token counts.
+_pricing_terms = operator.attrgetter(
+    "model", "provider", "data_residency", "batch", "service_tier", "region"
+)
 _TIER_KEY = re.compile(r"_above_(\d+)(k?)_tokens")
 # The batch discount every provider of the stack publishes (50 %), where an entry has no
 # batch rate of its own.
@@ -321,31 +325,77 @@ class ModelPrice:
         cache_write_tokens counts the writes of every lifetime; the 1-hour and 12-hour
         counts say how many of them are billed at their longer lifetime's rate.
         """
-        tier = 0
-        if self.tiers:
-            prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
-            tier = next((size for size in self.tiers if prompt > size), 0)
+        return self.costs_of_counts([counts], batch, service_tier, data_residency, region)[0]
+
+    def costs_of_counts(
+        self,
+        rows: Sequence[Sequence[int]],
+        batch: bool = False,
+        service_tier: str | None = None,
+        data_residency: str | None = None,
+        region: str | None = None,
+    ) -> list[Decimal]:
+        """cost_of_counts of each row of counts, priced alike otherwise: the rate row and the
+        multiplier are found once, and each row then costs an integer sum of products."""
         mode = "_batches" if batch else SERVICE_TIER_SUFFIXES.get(service_tier or "", "")
+        tiers = [self._tier(counts) for counts in rows] if self.tiers else [0]
+        distinct = set(tiers)
+        if len(distinct) == 1:
+            return self._costs(rows, tiers[0], mode, data_residency, region, service_tier)
+        costs: list[Decimal] = [Decimal(0)] * len(rows)
+        for tier in distinct:
+            positions = [i for i, crossed in enumerate(tiers) if crossed == tier]
+            priced = self._costs(
+                [rows[i] for i in positions], tier, mode, data_residency, region, service_tier
+            )
+            for i, cost in zip(positions, priced, strict=True):
+                costs[i] = cost
+        return costs
+
+    def _tier(self, counts: Sequence[int]) -> int:
+        prompt = sum(counts[i] for i in _PROMPT_POSITIONS)
+        return next((size for size in self.tiers if prompt > size), 0)
+
+    def _costs(
+        self,
+        rows: Sequence[Sequence[int]],
+        tier: int,
+        mode: str,
+        data_residency: str | None,
+        region: str | None,
+        service_tier: str | None,
+    ) -> list[Decimal]:
         scaled = self._scaled_rows.get((tier, mode))
         if scaled is None:
             scaled = self._scaled_rows[(tier, mode)] = _scaled_rates(self._rates(tier, mode))
         unit, coefficients = scaled
         if coefficients is not None:
-            # Integer sums: the same value as the Decimal sum below, in half the time.
-            units = sum(map(operator.mul, counts, coefficients))
-            units -= sum(counts[_LIFETIMES]) * coefficients[_WRITES]
-            total = Decimal(units) * unit
+            # Integer sums: the same value as the Decimal sums below, in half the time.
+            write = coefficients[_WRITES]
+            totals = [
+                Decimal(
+                    sum(map(operator.mul, counts, coefficients)) - sum(counts[_LIFETIMES]) * write
+                )
+                * unit
+                for counts in rows
+            ]
         else:
             rates = self._rates(tier, mode)
-            total = counts[0] * rates[0]
-            for position in range(1, len(rates)):
-                count = counts[position]
-                if position == _WRITES:
-                    count -= sum(counts[_LIFETIMES])
-                if count:  # most records have no cache writes, reasoning or longer lifetimes
-                    total += count * rates[position]
+            totals = [self._decimal_cost(counts, rates) for counts in rows]
         if data_residency or region or service_tier == "fast":
-            total *= self.multiplier(data_residency, region, service_tier)
+            factor = self.multiplier(data_residency, region, service_tier)
+            totals = [total * factor for total in totals]
+        return totals
+
+    @staticmethod
+    def _decimal_cost(counts: Sequence[int], rates: Sequence[Decimal]) -> Decimal:
+        total = counts[0] * rates[0]
+        for position in range(1, len(rates)):
+            count = counts[position]
+            if position == _WRITES:
+                count -= sum(counts[_LIFETIMES])
+            if count:  # most records have no cache writes, reasoning or longer lifetimes
+                total += count * rates[position]
         return total
 
     def _rates(self, tier: int, mode: str) -> tuple[Decimal, ...]:
@@ -583,17 +633,26 @@ def builtin_entries() -> dict[str, Any]:
 
 
 def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None:
-    """Set cost_usd on records without a billed amount (a billed amount always wins)."""
+    """Set cost_usd on records without a billed amount (a billed amount always wins).
+
+    Records alike in what picks their price are priced together: the catalog is asked once
+    for them, and each record costs a sum of products."""
+    alike: dict[tuple[Any, ...], list[UsageRecord]] = {}
     for record in records:
-        if record.cost_usd is not None:
+        if record.cost_usd is None:
+            terms = _pricing_terms(record)
+            group = alike.get(terms)
+            if group is None:
+                alike[terms] = [record]
+            else:
+                group.append(record)
+    for (model, provider, data_residency, batch, service_tier, region), group in alike.items():
+        found = catalog.lookup_where(model, provider, data_residency)
+        if found is None:
             continue
-        found = catalog.lookup_where(record.model, record.provider, record.data_residency)
-        if found is not None:
-            record.cost_usd = found.cost_of_counts(
-                _priced_counts(record),
-                record.batch,
-                record.service_tier,
-                record.data_residency,
-                record.region,
-            )
+        costs = found.costs_of_counts(
+            list(map(_priced_counts, group)), batch, service_tier, data_residency, region
+        )
+        for record, cost in zip(group, costs, strict=True):
+            record.cost_usd = cost
             record.cost_source = "computed"

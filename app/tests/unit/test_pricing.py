@@ -335,3 +335,36 @@ def test_a_rate_too_fine_for_integer_sums_is_summed_in_decimals():
     expected = 7 * rates["input_cost_per_token"] + rates["output_cost_per_token"]
     assert price.cost_of_counts(counts) == expected
     assert price._scaled_rows[(0, "")][1] is None
+
+
+def test_a_batch_is_priced_record_by_record_as_each_alone():
+    # Records are priced in groups of alike terms: a group mixing both sides of a
+    # long-context tier, modes and uplifts must cost what each record costs alone.
+    entries = {
+        "test-model": ENTRY,
+        "eu-model": {**ENTRY, "litellm_provider": "openai"},
+        "fine-model": {**ENTRY, "input_cost_per_token": 1 / 3 / 10**6},
+    }
+    terms = [
+        {},
+        {"input_tokens": 250_000},  # above the tier, in the same group as the one before
+        {"batch": True},
+        {"batch": True, "input_tokens": 300_000, "reasoning_tokens": 7},
+        {"service_tier": "flex", "output_tokens": 11},
+        {"data_residency": "eu", "cache_read_tokens": 5},
+        {"region": "us-east-1", "model": "eu-model"},
+        {"model": "fine-model", "output_tokens": 3},
+        {"cache_write_tokens": 900, "cache_write_1h_tokens": 300, "cache_write_12h_tokens": 100},
+        {"model": "mystery"},
+        {"cost_usd": Decimal("9.99"), "cost_source": "billed"},
+    ]
+    batch = [record(**fields) for fields in terms * 3]
+    alone = [record(**fields) for fields in terms * 3]
+    price_records(catalog(**entries), batch)
+    for single in alone:
+        price_records(catalog(**entries), [single])
+    assert [(r.cost_usd, r.cost_source) for r in batch] == [
+        (r.cost_usd, r.cost_source) for r in alone
+    ]
+    assert batch[1].cost_usd != batch[0].cost_usd * 250  # the tier applied within the group
+    assert sum(r.cost_usd is None for r in batch) == 3
