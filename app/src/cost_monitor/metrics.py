@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cost_monitor.config import MetricsConfig
 from cost_monitor.exposition import UsageCounter, UsageHistogram, render_registry
-from cost_monitor.records import KNOWN_PROVIDERS, STATUSES, UsageRecord
+from cost_monitor.records import KNOWN_PROVIDERS, STATUSES, UsageRecord, grouped
 from cost_monitor.schema import TOKEN_COLUMNS, TOKEN_TYPES
 
 if TYPE_CHECKING:
@@ -314,14 +314,7 @@ class Metrics:
 
     def record_batch(self, records: Iterable[UsageRecord]) -> None:
         """Count stored records: sum per distinct raw label set, then bound and export."""
-        groups: dict[tuple[str, str, str, str | None, str, str], list[UsageRecord]] = {}
-        for r in records:
-            key = _raw_labels(r)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [r]
-            else:
-                group.append(r)
+        groups = grouped(records, _raw_labels)
         with self._batch_lock:
             for (provider, model, operation, project, source, status), group in groups.items():
                 totals = _Totals(group)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from cost_monitor.records import UsageRecord
+from cost_monitor.records import UsageRecord, grouped
 from cost_monitor.schema import CACHE_WRITE_LIFETIME_COLUMNS, TOKEN_COLUMNS, TOKEN_COUNT_COLUMNS
 
 INPUT = "input_cost_per_token"
@@ -637,16 +637,9 @@ def price_records(catalog: PriceCatalog, records: Iterable[UsageRecord]) -> None
 
     Records alike in what picks their price are priced together: the catalog is asked once
     for them, and each record costs a sum of products."""
-    alike: dict[tuple[Any, ...], list[UsageRecord]] = {}
-    for record in records:
-        if record.cost_usd is None:
-            terms = _pricing_terms(record)
-            group = alike.get(terms)
-            if group is None:
-                alike[terms] = [record]
-            else:
-                group.append(record)
-    for (model, provider, data_residency, batch, service_tier, region), group in alike.items():
+    unpriced = [record for record in records if record.cost_usd is None]
+    for terms, group in grouped(unpriced, _pricing_terms).items():
+        model, provider, data_residency, batch, service_tier, region = terms
         found = catalog.lookup_where(model, provider, data_residency)
         if found is None:
             continue

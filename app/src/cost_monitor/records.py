@@ -13,11 +13,11 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
@@ -181,6 +181,25 @@ class ParsedBatch:
     records: list[UsageRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     received: int = 0
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def grouped(
+    records: Iterable[UsageRecord], key: Callable[[UsageRecord], K]
+) -> dict[K, list[UsageRecord]]:
+    """The records by key, each group in the records' order (one pass, no sort): a batch's
+    records are priced and counted a group at a time."""
+    groups: dict[K, list[UsageRecord]] = {}
+    for record in records:
+        terms = key(record)
+        group = groups.get(terms)
+        if group is None:
+            groups[terms] = [record]
+        else:
+            group.append(record)
+    return groups
 
 
 class BodyError(ValueError):
