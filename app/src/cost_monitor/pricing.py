@@ -338,16 +338,17 @@ class ModelPrice:
         """cost_of_counts of each row of counts, priced alike otherwise: the rate row and the
         multiplier are found once, and each row then costs an integer sum of products."""
         mode = "_batches" if batch else SERVICE_TIER_SUFFIXES.get(service_tier or "", "")
+        factor = None
+        if data_residency or region or service_tier == "fast":
+            factor = self.multiplier(data_residency, region, service_tier)
         tiers = [self._tier(counts) for counts in rows] if self.tiers else [0]
         distinct = set(tiers)
         if len(distinct) == 1:
-            return self._costs(rows, tiers[0], mode, data_residency, region, service_tier)
+            return self._costs(rows, tiers[0], mode, factor)
         costs: list[Decimal] = [Decimal(0)] * len(rows)
         for tier in distinct:
             positions = [i for i, crossed in enumerate(tiers) if crossed == tier]
-            priced = self._costs(
-                [rows[i] for i in positions], tier, mode, data_residency, region, service_tier
-            )
+            priced = self._costs([rows[i] for i in positions], tier, mode, factor)
             for i, cost in zip(positions, priced, strict=True):
                 costs[i] = cost
         return costs
@@ -357,14 +358,9 @@ class ModelPrice:
         return next((size for size in self.tiers if prompt > size), 0)
 
     def _costs(
-        self,
-        rows: Sequence[Sequence[int]],
-        tier: int,
-        mode: str,
-        data_residency: str | None,
-        region: str | None,
-        service_tier: str | None,
+        self, rows: Sequence[Sequence[int]], tier: int, mode: str, factor: Decimal | None
     ) -> list[Decimal]:
+        """Each row's cost at the tier's rates in the mode, times the uplift ``factor``."""
         scaled = self._scaled_rows.get((tier, mode))
         if scaled is None:
             scaled = self._scaled_rows[(tier, mode)] = _scaled_rates(self._rates(tier, mode))
@@ -382,8 +378,7 @@ class ModelPrice:
         else:
             rates = self._rates(tier, mode)
             totals = [self._decimal_cost(counts, rates) for counts in rows]
-        if data_residency or region or service_tier == "fast":
-            factor = self.multiplier(data_residency, region, service_tier)
+        if factor is not None:
             totals = [total * factor for total in totals]
         return totals
 

@@ -342,7 +342,7 @@ def test_a_batch_is_priced_record_by_record_as_each_alone():
     # long-context tier, modes and uplifts must cost what each record costs alone.
     entries = {
         "test-model": ENTRY,
-        "eu-model": {**ENTRY, "litellm_provider": "openai"},
+        "eu-model": ENTRY,
         "fine-model": {**ENTRY, "input_cost_per_token": 1 / 3 / 10**6},
     }
     terms = [
