@@ -10,14 +10,14 @@ INVENTORY ?= inventories/local/hosts.yml
 MOLECULE_SCENARIOS ?= default check
 
 .PHONY: deploy test demo demo-destroy setup collection-link images lint sanity \
-        unit differential functional molecule bench clean
+        unit differential functional molecule integration bench clean
 
 ## deploy: converge the stack on $(INVENTORY) (./deploy prepares the controller first)
 deploy:
 	INVENTORY=$(INVENTORY) ./deploy
 
 ## test: everything CI runs, from a fresh machine
-test: setup collection-link lint unit differential images functional molecule sanity
+test: setup collection-link lint unit differential images integration
 
 ## demo: deploy the stack into a disposable local test VM (needs only Docker)
 demo: setup collection-link images
@@ -60,6 +60,12 @@ differential:
 functional:
 	pytest -q -n 2 --dist loadfile tests/functional
 	cd app && pytest -q -m integration
+
+## integration: the molecule scenarios beside the functional tests then sanity (their output
+## is kept in .cache/functional-sanity.log and printed at the end)
+integration:
+	tests/harness/side-by-side.sh .cache/functional-sanity.log \
+	  "$(MAKE) --no-print-directory functional sanity" $(MAKE) --no-print-directory molecule
 
 ## molecule: each scenario's log is kept in .cache; a failure's tasks are printed again last
 molecule:
