@@ -1,14 +1,16 @@
 """Cost monitor benchmarks: each figure beside a baseline measured in the same run.
 
-    python benchmarks/app.py [--rows 200000] [--seconds 10]
+    python benchmarks/app.py [--rows 250000] [--seconds 4] [--clients 8]
 
 1. database ingest: rows/s through the app's writer (the Sink: requests of 500 records
    encoded on the caller's thread, coalesced into COPYs of up to --batch-rows by the writer
    thread, committed) vs `psql \\copy` of the same rows (the machine's limit); target ratio
    >= 0.9. Beside it, the spool's idempotent replay path.
 2. HTTP ingest end to end (a `cost-monitor serve` process, batches of 500, committed to the
-   database before the answer) as a ratio to `psql \\copy` of the same rows in the same run;
-   target >= 0.7. Beside it, a bare aiohttp server that only parses the same bodies.
+   database before the answer, 8 clients posting at once) as a ratio to `psql \\copy` of the
+   same rows in the same run; target >= 0.7. Beside it, the same with 4 clients (which leaves
+   the server waiting on the database: latency, not capacity) and a bare aiohttp server that
+   only parses the same bodies. Every round starts from an empty table, as psql's do.
 3. GET /metrics with about 2,000 series vs GET /healthz; target < 20 ms. Resident memory of
    the server under the HTTP load; target < 200 MB.
 
@@ -29,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,6 +55,9 @@ from cost_monitor.spool import Spool  # noqa: E402
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container  # noqa: E402
 
 HTTP_BATCH = 500  # records per request, as the HTTP load sends them
+# Each client waits for its answer, sent after the commit: with few clients the server parses
+# while the database idles and the other way round, so this figure is latency, not capacity.
+FEW_CLIENTS = 4
 MODELS = ["gpt-5-mini", "gpt-5", "gpt-4.1-mini", "o4-mini", "gpt-5-nano"]
 BARE_SERVER = """
 import sys, orjson
@@ -102,69 +108,86 @@ def truncate(dsn: str) -> None:
     conn.close()
 
 
-def bench_database(
-    dsn: str, rows: int, batch_rows: int, rounds: int, workdir: Path
-) -> tuple[float, ...]:
-    """(app writer, psql, idempotent replay) rows/s: best of interleaved rounds.
+def count_rows(dsn: str) -> int:
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM llm_consumption")
+        count = cursor.fetchone()[0]
+    conn.close()
+    return count
 
-    Interleaving and keeping the best of each damps the noise of other work on the machine.
-    """
-    body = orjson.dumps(records(rows))
-    parsed = parse_body(body, "application/json", IngestLimits(max_batch_records=rows))
-    price_records(PriceCatalog.load(), parsed.records)
-    columns = ", ".join(storage.COPY_COLUMNS)
-    best = {"app": 0.0, "psql": 0.0, "replay": 0.0}
-    sink = Sink(
-        functools.partial(storage.connect, dsn=dsn),
-        Spool(workdir / "bench-spool", 1 << 30),
-        Metrics(),
-        SpendTracker(),
-        max_rows_per_write=batch_rows,
-    )
-    sink.start()
-    sink.submit([]).result(timeout=30)  # connected, and this month's spend loaded
-    conn = storage.connect(dsn=dsn)
-    with tempfile.NamedTemporaryFile(suffix=".copy") as data:
-        data.write(storage.encode_rows(parsed.records))
-        data.flush()
-        for _ in range(rounds):
-            truncate(dsn)
-            started = time.perf_counter()
-            subprocess.run(
+
+class DatabaseBench:
+    """Rows/s into the database through the app's writer, `psql \\copy` and the idempotent
+    replay path; each round() runs each once and keeps the best of each."""
+
+    def __init__(self, dsn: str, rows: int, batch_rows: int, workdir: Path) -> None:
+        self.dsn, self.rows, self.batch_rows = dsn, rows, batch_rows
+        body = orjson.dumps(records(rows))
+        parsed = parse_body(body, "application/json", IngestLimits(max_batch_records=rows))
+        price_records(PriceCatalog.load(), parsed.records)
+        self.records = parsed.records
+        self.best = {"app": 0.0, "psql": 0.0, "replay": 0.0}
+        self.sink = Sink(
+            functools.partial(storage.connect, dsn=dsn),
+            Spool(workdir / "bench-spool", 1 << 30),
+            Metrics(),
+            SpendTracker(),
+            max_rows_per_write=batch_rows,
+        )
+        self.data = workdir / "rows.copy"
+        self.data.write_bytes(storage.encode_rows(self.records))
+
+    def __enter__(self) -> DatabaseBench:
+        self.sink.start()
+        self.sink.submit([]).result(timeout=30)  # connected, and this month's spend loaded
+        self.conn = storage.connect(dsn=self.dsn)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.conn.close()
+        self.sink.stop()
+
+    def _timed(self, name: str, run: Callable[[], None]) -> None:
+        truncate(self.dsn)
+        started = time.perf_counter()
+        run()
+        self.best[name] = max(self.best[name], self.rows / (time.perf_counter() - started))
+
+    def round(self) -> None:
+        columns = ", ".join(storage.COPY_COLUMNS)
+        self._timed(
+            "psql",
+            lambda: subprocess.run(
                 [
                     "psql",
-                    dsn,
+                    self.dsn,
                     "-q",
                     "-v",
                     "ON_ERROR_STOP=1",
                     "-c",
-                    f"\\copy llm_consumption ({columns}) FROM '{data.name}'",
+                    f"\\copy llm_consumption ({columns}) FROM '{self.data}'",
                 ],
                 check=True,
-            )
-            best["psql"] = max(best["psql"], rows / (time.perf_counter() - started))
+            ),
+        )
+        self._timed("app", self._through_writer)
+        for record in self.records:
+            record.event_id = str(uuid.uuid4())
+        self._timed("replay", self._replayed)
 
-            truncate(dsn)
-            started = time.perf_counter()
-            waiting = [
-                sink.submit(parsed.records[offset : offset + HTTP_BATCH])
-                for offset in range(0, rows, HTTP_BATCH)
-            ]
-            for future in waiting:
-                future.result(timeout=120)
-            best["app"] = max(best["app"], rows / (time.perf_counter() - started))
+    def _through_writer(self) -> None:
+        waiting = [
+            self.sink.submit(self.records[offset : offset + HTTP_BATCH])
+            for offset in range(0, self.rows, HTTP_BATCH)
+        ]
+        for future in waiting:
+            future.result(timeout=120)
 
-            truncate(dsn)
-            for record in parsed.records:
-                record.event_id = str(uuid.uuid4())
-            started = time.perf_counter()
-            for offset in range(0, rows, batch_rows):
-                chunk = parsed.records[offset : offset + batch_rows]
-                storage.copy_rows_idempotent(conn, storage.encode_rows(chunk))
-            best["replay"] = max(best["replay"], rows / (time.perf_counter() - started))
-    conn.close()
-    sink.stop()
-    return best["app"], best["psql"], best["replay"]
+    def _replayed(self) -> None:
+        for offset in range(0, self.rows, self.batch_rows):
+            chunk = self.records[offset : offset + self.batch_rows]
+            storage.copy_rows_idempotent(self.conn, storage.encode_rows(chunk))
 
 
 class Load:
@@ -233,62 +256,73 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def bench_http(dsn: str, seconds: float, rounds: int, workdir: Path) -> dict[str, float]:
-    """Alternate rounds against the app and a bare server (both running); best of each."""
-    batch = HTTP_BATCH
-    body = orjson.dumps(records(batch))
-    figures: dict[str, float] = {"bare": 0.0, "app": 0.0, "failed": 0, "acknowledged": 0}
-    truncate(dsn)
-    bare_port, port = free_port(), free_port()
-    config = {
-        "listen": {"host": "127.0.0.1", "port": port},
-        "auth": {"disabled": True},
-        "database": {"dsn": dsn},
-        "spool": {"directory": str(workdir / "spool")},
-        "logging": {"file": str(workdir / "cost-monitor.log")},
-        "metrics": {"projects": [f"project-{i}" for i in range(10)]},
-    }
-    config_file = workdir / "config.yml"
-    config_file.write_text(yaml.safe_dump(config))
-    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cost_monitor", "--config", str(config_file), "serve"]
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url + "/readyz")
+class HttpBench:
+    """A `cost-monitor serve` process and a bare server, both running; each round() posts to
+    the bare server, then to the app with FEW_CLIENTS and with `clients` clients posting at
+    once, and keeps the best of each."""
+
+    def __init__(self, dsn: str, seconds: float, clients: int, workdir: Path) -> None:
+        self.dsn, self.seconds, self.clients = dsn, seconds, clients
+        self.body = orjson.dumps(records(HTTP_BATCH))
+        self.figures: dict[str | int, float] = {"bare": 0.0, "failed": 0, "acknowledged": 0}
+        self.stored = 0
+        self.bare_port, self.port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "listen": {"host": "127.0.0.1", "port": self.port},
+            "auth": {"disabled": True},
+            "database": {"dsn": dsn},
+            "spool": {"directory": str(workdir / "spool")},
+            "logging": {"file": str(workdir / "cost-monitor.log")},
+            "metrics": {"projects": [f"project-{i}" for i in range(10)]},
+        }
+        self.config_file = workdir / "config.yml"
+        self.config_file.write_text(yaml.safe_dump(config))
+        self.peak_rss = 0.0
+        self._done = threading.Event()
+
+    def __enter__(self) -> HttpBench:
+        self.bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(self.bare_port)])
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "cost_monitor", "--config", str(self.config_file), "serve"]
+        )
+        wait_ready(self.url + "/readyz")
         time.sleep(1)
-        figures["rss_idle_mb"] = rss_mb(server.pid)
-        peak = [0.0]
-        done = threading.Event()
+        self.figures["rss_idle_mb"] = rss_mb(self.server.pid)
+        self._sampler = threading.Thread(target=self._sample_rss)
+        self._sampler.start()
+        return self
 
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_mb(server.pid))
-                time.sleep(0.2)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        for _ in range(rounds):
-            figures["bare"] = max(figures["bare"], Load(bare_port, body, batch, 4).run(seconds))
-            load = Load(port, body, batch, connections=4)
-            figures["app"] = max(figures["app"], load.run(seconds))
-            figures["failed"] += load.failed
-            figures["acknowledged"] += load.accepted
-        done.set()
-        sampler.join()
-        figures["rss_load_mb"] = peak[0]
-        conn = psycopg2.connect(dsn)
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM llm_consumption")
-            figures["stored"] = cursor.fetchone()[0]
-        conn.close()
-        figures.update(bench_metrics(url))
-    finally:
-        for process in (server, bare):
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._sampler.join()
+        for process in (self.server, self.bare):
             process.terminate()
             process.wait()
-    return figures
+
+    def _sample_rss(self) -> None:
+        while not self._done.is_set():
+            self.peak_rss = max(self.peak_rss, rss_mb(self.server.pid))
+            time.sleep(0.2)
+
+    def round(self) -> None:
+        figures = self.figures
+        bare = Load(self.bare_port, self.body, HTTP_BATCH, self.clients).run(self.seconds)
+        figures["bare"] = max(figures["bare"], bare)
+        for clients in sorted({FEW_CLIENTS, self.clients}):
+            truncate(self.dsn)  # each round starts from an empty table, as psql's does
+            load = Load(self.port, self.body, HTTP_BATCH, clients)
+            figures[clients] = max(figures.get(clients, 0.0), load.run(self.seconds))
+            figures["failed"] += load.failed
+            figures["acknowledged"] += load.accepted
+            self.stored += count_rows(self.dsn)
+
+    def finish(self) -> dict[str | int, float]:
+        """The best rounds, peak memory, rows stored, and the /metrics timing."""
+        self.figures["rss_load_mb"] = self.peak_rss
+        self.figures["stored"] = self.stored
+        self.figures.update(bench_metrics(self.url))
+        return self.figures
 
 
 def bench_metrics(url: str, wanted_series: int = 2000) -> dict[str, float]:
@@ -352,37 +386,57 @@ def line(name: str, value: float, unit: str, baseline_name: str, baseline: float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
+    # About as long a COPY (4 s) as an HTTP round, into a table growing as large.
+    parser.add_argument("--rows", type=int, default=250_000)
     parser.add_argument("--batch-rows", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=4, help="per HTTP round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--clients", type=int, default=8, help="HTTP clients posting at once (capacity)"
+    )
     args = parser.parse_args()
     with (
         postgres_container(TIMESCALEDB_IMAGE, prefix="a1-bench") as database,
         tempfile.TemporaryDirectory() as workdir,
     ):
         create_schema(database.dsn)
-        app_rate, psql_rate, replay_rate = bench_database(
-            database.dsn, args.rows, args.batch_rows, args.rounds, Path(workdir)
-        )
-        http = bench_http(database.dsn, args.seconds, args.rounds, Path(workdir))
+        with (
+            DatabaseBench(database.dsn, args.rows, args.batch_rows, Path(workdir)) as db_bench,
+            HttpBench(database.dsn, args.seconds, args.clients, Path(workdir)) as http_bench,
+        ):
+            # Baselines and figures side by side in every round: the machine's speed drifts.
+            for _ in range(args.rounds):
+                db_bench.round()
+                http_bench.round()
+            http = http_bench.finish()
+    best = db_bench.best
+    app_rate, psql_rate, replay_rate = best["app"], best["psql"], best["replay"]
     print(
         f"\ncost monitor benchmarks ({os.cpu_count()} CPUs, PostgreSQL 17 + TimescaleDB,"
         f" best of {args.rounds} interleaved rounds)"
     )
     line("db ingest, app writer", app_rate, "rows/s", "psql \\copy", psql_rate, "ratio >= 0.9")
     line("db ingest, spool replay path", replay_rate, "rows/s", "psql \\copy", psql_rate, "info")
+    capacity = http[args.clients]
     line(
-        "http ingest, batches of 500",
-        http["app"],
+        f"http ingest, {args.clients} clients",
+        capacity,
         "records/s",
         "bare aiohttp+orjson",
         http["bare"],
         "info (transport ceiling)",
     )
     line(
-        "http ingest, batches of 500",
-        http["app"],
+        f"http ingest, {FEW_CLIENTS} clients",
+        http[FEW_CLIENTS],
+        "records/s",
+        "psql \\copy (database limit)",
+        psql_rate,
+        "info (latency-bound)",
+    )
+    line(
+        f"http ingest, {args.clients} clients",
+        capacity,
         "records/s",
         "psql \\copy (database limit)",
         psql_rate,
