@@ -103,8 +103,10 @@ def swarm_service(fragment, service, stack, mode="replicated", replicas=1,
     spec["volumes"], mounted = _volumes(source.get("volumes") or [], files, stack, service)
     for kind, mounts in mounted.items():
         if mounts:
-            spec[kind] = [{"source": name, "target": target} for name, target, _ in mounts]
-            objects[kind].update({name: {"name": name, "file": path} for name, _, path in mounts})
+            spec[kind] = [{"source": name, "target": target} for name, target, path in mounts]
+            objects[kind].update(
+                {name: {"name": name, "file": path} for name, target, path in mounts}
+            )
     if not spec["volumes"]:
         del spec["volumes"]
     ports = _ports(source.get("ports") or [])
@@ -163,19 +165,19 @@ def _ports(ports):
             long["published"] = int(long["published"])
             published.append({**long, "mode": "host"})
             continue
-        text, _, protocol = str(port).partition("/")
+        text, protocol = [*str(port).split("/", 1), "tcp"][:2]
         address, host_port, container_port = _split_port(text)
         if address in _LOOPBACK:
             continue
         published.append({"target": int(container_port), "published": int(host_port),
-                          "protocol": protocol or "tcp", "mode": "host"})  # fmt: skip
+                          "protocol": protocol, "mode": "host"})  # fmt: skip
     return published
 
 
 def _split_port(text):
     if text.startswith("["):  # [::1]:9090:9090
-        address, _, rest = text[1:].partition("]:")
-        host_port, _, container_port = rest.partition(":")
+        address, rest = text[1:].split("]:", 1)
+        host_port, container_port = rest.split(":", 1)
         return f"[{address}]", host_port, container_port
     parts = text.rsplit(":", 2)
     if len(parts) == 3:

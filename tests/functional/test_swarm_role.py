@@ -27,7 +27,7 @@ Converge = Callable[..., subprocess.CompletedProcess]
 @pytest.fixture(scope="module")
 def vms() -> Iterator[list[str]]:
     with ExitStack() as stack:
-        names = [stack.enter_context(systemd_vm("sw", TEST_NETWORK)) for _ in range(3)]
+        names = [stack.enter_context(systemd_vm(f"sw{index}", TEST_NETWORK)) for index in range(3)]
         for name in names:
             install_engine(name)
         yield names
