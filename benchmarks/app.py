@@ -41,6 +41,7 @@ import requests
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "tests" / "support"))
 sys.path.insert(0, str(REPO / "app" / "tests"))
 
@@ -52,6 +53,7 @@ from cost_monitor.pricing import PriceCatalog, price_records  # noqa: E402
 from cost_monitor.records import IngestLimits, parse_body  # noqa: E402
 from cost_monitor.sink import Sink  # noqa: E402
 from cost_monitor.spool import Spool  # noqa: E402
+from load import Load  # noqa: E402
 from pgcontainer import TIMESCALEDB_IMAGE, postgres_container  # noqa: E402
 
 HTTP_BATCH = 500  # records per request, as the HTTP load sends them
@@ -188,53 +190,6 @@ class DatabaseBench:
         for offset in range(0, self.rows, self.batch_rows):
             chunk = self.records[offset : offset + self.batch_rows]
             storage.copy_rows_idempotent(self.conn, storage.encode_rows(chunk))
-
-
-class Load:
-    """Keep-alive connections posting one pre-encoded batch as fast as answers come back."""
-
-    def __init__(self, port: int, body: bytes, batch: int, connections: int) -> None:
-        self.request = (
-            b"POST /v1/ingest HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body)
-        ) + body
-        self.port = port
-        self.batch = batch
-        self.connections = connections
-        self.accepted = 0
-        self.failed = 0
-        self._lock = threading.Lock()
-
-    def run(self, seconds: float) -> float:
-        stop = time.monotonic() + seconds
-        threads = [
-            threading.Thread(target=self._worker, args=(stop,)) for _ in range(self.connections)
-        ]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return self.accepted / (time.perf_counter() - started)
-
-    def _worker(self, stop: float) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = sock.makefile("rb")
-        while time.monotonic() < stop:
-            sock.sendall(self.request)
-            status = reader.readline()
-            length = 0
-            while (header := reader.readline()) not in (b"\r\n", b""):
-                if header.lower().startswith(b"content-length"):
-                    length = int(header.split(b":")[1])
-            reader.read(length)
-            with self._lock:
-                if status.split()[1] in (b"200", b"202"):
-                    self.accepted += self.batch
-                else:
-                    self.failed += self.batch
-        sock.close()
 
 
 def wait_ready(url: str, timeout: float = 30) -> None:

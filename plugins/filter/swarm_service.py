@@ -14,8 +14,10 @@ description:
     fragment C(docker stack deploy) takes, so that both modes come from one definition.
   - Keys a stack ignores (C(container_name), C(restart), C(depends_on), C(security_opt),
     C(pid)) are dropped; C(restart) becomes a restart policy.
+  - Entries of C(tmpfs) become tmpfs mounts (a stack has no C(tmpfs) key); their options
+    are dropped.
   - Ports published on loopback are dropped (a swarm cannot bind one address; the services
-    reach each other on the overlay network); the others are published in host mode.
+    reach each other on the overlay network); the others are published in I(publish_mode).
   - Bind mounts of the files in I(files) (or of a directory holding them) become Swarm
     configs or secrets named by their content digest, so that a changed file is a new name
     and the service rolls over to it. Other bind mounts stay (a pinned service's node has
@@ -41,13 +43,33 @@ options:
     description: Tasks of a replicated service.
     type: int
     default: 1
-  placement_label:
-    description: Run only on nodes carrying this label set to C(true) (data on local volumes).
-    type: str
+  constraints:
+    description: Placement constraints, e.g. C(node.labels.aicost.inventory-host == db1).
+    type: list
+    elements: str
+    default: []
+  max_replicas_per_node:
+    description:
+      - At most this many tasks of the service on one node (0 for no limit). 1 keeps two tasks
+        from sharing a node's volumes, also during a start-first update.
+    type: int
+    default: 0
+  publish:
+    description:
+      - Publish the fragment's ports that are not on loopback (in I(publish_mode)); when off,
+        the service is reached on the overlay network only.
+    type: bool
+    default: true
   update_order:
     description: C(start-first) (the new task is healthy before the old one stops) or C(stop-first).
     type: str
     default: stop-first
+  publish_mode:
+    description:
+      - C(ingress), the routing mesh (the port answers on every node), or C(host) (the port
+        answers only on the nodes that run a task).
+    type: str
+    default: host
   endpoint_mode:
     description: C(vip) (the routing mesh's virtual IP) or C(dnsrr) (DNS round robin).
     type: str
@@ -67,7 +89,14 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     stack_fragment: >-
       {{ __cost_monitor_compose | aicost.monitoring.swarm_service('cost-monitor', stack='aicost',
-         replicas=2, update_order='start-first', files=cost_monitor_files) }}
+         replicas=2, max_replicas_per_node=1, update_order='start-first',
+         files=cost_monitor_files) }}
+
+- name: node-exporter on every node, reached on the overlay network only
+  ansible.builtin.set_fact:
+    stack_fragment: >-
+      {{ __node_exporter_compose | aicost.monitoring.swarm_service('node-exporter', stack='aicost',
+         mode='global', publish=false) }}
 """
 
 RETURN = r"""
@@ -86,9 +115,9 @@ _IGNORED_BY_STACKS = ("container_name", "restart", "depends_on", "security_opt",
 _UPDATE = {"parallelism": 1, "delay": "5s", "failure_action": "rollback", "monitor": "30s"}
 
 
-def swarm_service(fragment, service, stack, mode="replicated", replicas=1,
-                  placement_label=None, update_order="stop-first", endpoint_mode="vip",
-                  files=None):  # fmt: skip
+def swarm_service(fragment, service, stack, mode="replicated", replicas=1, constraints=(),
+                  max_replicas_per_node=0, update_order="stop-first", endpoint_mode="vip",
+                  files=None, publish=True, publish_mode="host"):  # fmt: skip
     services = fragment.get("services") or {}
     if service not in services:
         raise AnsibleFilterError(f"swarm_service: the fragment has no service {service!r}")
@@ -96,11 +125,15 @@ def swarm_service(fragment, service, stack, mode="replicated", replicas=1,
         raise AnsibleFilterError(f"swarm_service: mode is replicated or global, not {mode!r}")
     if update_order not in ("start-first", "stop-first"):
         raise AnsibleFilterError(f"swarm_service: update_order {update_order!r}")
+    if publish_mode not in ("ingress", "host"):
+        raise AnsibleFilterError(f"swarm_service: publish_mode {publish_mode!r}")
     files = files or {}
     source = dict(services[service])
     objects = {"configs": {}, "secrets": {}}
     spec = {k: v for k, v in source.items() if k not in _IGNORED_BY_STACKS}
     spec["volumes"], mounted = _volumes(source.get("volumes") or [], files, stack, service)
+    spec["volumes"] += [{"type": "tmpfs", "target": str(path).split(":")[0]}
+                        for path in spec.pop("tmpfs", None) or []]  # fmt: skip
     for kind, mounts in mounted.items():
         if mounts:
             spec[kind] = [{"source": name, "target": target} for name, target, path in mounts]
@@ -109,13 +142,13 @@ def swarm_service(fragment, service, stack, mode="replicated", replicas=1,
             )
     if not spec["volumes"]:
         del spec["volumes"]
-    ports = _ports(source.get("ports") or [])
+    ports = _ports(source.get("ports") or [], publish_mode) if publish else []
     if ports:
         spec["ports"] = ports
     else:
         spec.pop("ports", None)
-    spec["deploy"] = _deploy(source.get("deploy") or {}, mode, replicas, placement_label,
-                             update_order, endpoint_mode)  # fmt: skip
+    spec["deploy"] = _deploy(source.get("deploy") or {}, mode, replicas, list(constraints),
+                             int(max_replicas_per_node), update_order, endpoint_mode)  # fmt: skip
     result = {key: value for key, value in fragment.items() if key != "services"}
     result["services"] = {service: spec}
     for kind, declared in objects.items():
@@ -155,7 +188,7 @@ def _object_name(stack, service, filename, digest):
     return f"{base[:52]}_{str(digest)[:10]}"
 
 
-def _ports(ports):
+def _ports(ports, publish_mode):
     published = []
     for port in ports:
         if isinstance(port, dict):  # the long syntax; a stack has no host_ip
@@ -163,14 +196,14 @@ def _ports(ports):
                 continue
             long = {key: value for key, value in port.items() if key != "host_ip"}
             long["published"] = int(long["published"])
-            published.append({**long, "mode": "host"})
+            published.append({**long, "mode": publish_mode})
             continue
         text, protocol = [*str(port).split("/", 1), "tcp"][:2]
         address, host_port, container_port = _split_port(text)
         if address in _LOOPBACK:
             continue
         published.append({"target": int(container_port), "published": int(host_port),
-                          "protocol": protocol, "mode": "host"})  # fmt: skip
+                          "protocol": protocol, "mode": publish_mode})  # fmt: skip
     return published
 
 
@@ -187,14 +220,19 @@ def _split_port(text):
     return "", parts[0], parts[0]
 
 
-def _deploy(deploy, mode, replicas, placement_label, update_order, endpoint_mode):
+def _deploy(deploy, mode, replicas, constraints, max_per_node, update_order, endpoint_mode):
     result = {**deploy, "mode": mode, "endpoint_mode": endpoint_mode}
+    placement = {}
+    if constraints:
+        placement["constraints"] = constraints
     if mode == "replicated":
         result["replicas"] = int(replicas)
-    if placement_label:
-        result["placement"] = {"constraints": [f"node.labels.{placement_label} == true"]}
-    elif mode == "replicated" and int(replicas) > 1:
-        result["placement"] = {"preferences": [{"spread": "node.id"}]}
+        if int(replicas) > 1:
+            placement["preferences"] = [{"spread": "node.id"}]
+        if max_per_node:
+            placement["max_replicas_per_node"] = max_per_node
+    if placement:
+        result["placement"] = placement
     result["update_config"] = {**_UPDATE, "order": update_order}
     result["rollback_config"] = {"parallelism": 1, "order": update_order}
     result["restart_policy"] = {"condition": "any", "delay": "5s"}

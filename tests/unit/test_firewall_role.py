@@ -36,3 +36,12 @@ def test_the_preflight_refuses(run_role_tasks, variables: dict, says: str) -> No
     result = run_role_tasks("firewall", "preflight", variables, groups=groups)
     assert result.returncode != 0
     assert says in " ".join(result.stdout.split()), result.stdout
+
+
+def test_swarm_mode_opens_the_swarm_to_the_swarm_hosts_by_address(run_role_tasks) -> None:
+    groups = {"monitoring": MONITORING, "node_exporters": {"app1.example.internal": {}}}
+    compose = run_role_tasks("firewall", "preflight", {}, groups=groups)
+    assert compose.returncode == 0, compose.stdout
+    swarm = run_role_tasks("firewall", "preflight", {"stack_mode": "swarm"}, groups=groups)
+    assert swarm.returncode != 0
+    assert "not ['app1.example.internal']" in " ".join(swarm.stdout.split()), swarm.stdout

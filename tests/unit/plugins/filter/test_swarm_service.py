@@ -92,15 +92,21 @@ def test_loopback_ports_are_dropped_and_the_others_published_in_host_mode() -> N
 
 
 def test_replicas_spread_pinned_by_label_or_global() -> None:
-    spread = converted(replicas=2, update_order="start-first")["services"]["cost-monitor"]["deploy"]
+    spread = converted(replicas=2, max_replicas_per_node=1, update_order="start-first")[
+        "services"
+    ]["cost-monitor"]["deploy"]
     assert spread["mode"] == "replicated" and spread["replicas"] == 2
-    assert spread["placement"] == {"preferences": [{"spread": "node.id"}]}
+    assert spread["placement"] == {
+        "preferences": [{"spread": "node.id"}],
+        "max_replicas_per_node": 1,
+    }
     assert spread["update_config"]["order"] == "start-first"
     assert spread["update_config"]["failure_action"] == "rollback"
     assert spread["update_config"]["parallelism"] == 1
 
-    pinned = converted(placement_label="aicost.timescaledb")["services"]["cost-monitor"]["deploy"]
-    assert pinned["placement"] == {"constraints": ["node.labels.aicost.timescaledb == true"]}
+    constraint = "node.labels.aicost.inventory-host == db1"
+    pinned = converted(constraints=[constraint])["services"]["cost-monitor"]["deploy"]
+    assert pinned["placement"] == {"constraints": [constraint]}
 
     everywhere = converted(mode="global", endpoint_mode="dnsrr")["services"]["cost-monitor"][
         "deploy"
@@ -114,6 +120,7 @@ def test_replicas_spread_pinned_by_label_or_global() -> None:
     [
         ({"mode": "daemon"}, "replicated or global"),
         ({"update_order": "sideways"}, "update_order"),
+        ({"publish_mode": "mesh"}, "publish_mode"),
         (
             {"files": {f"{SECRETS}/db_password": {"kind": "volume", "digest": "x"}}},
             "kind config or secret",
@@ -139,4 +146,23 @@ def test_long_syntax_ports_lose_their_host_address() -> None:
     fragment = {"services": {"n": {"image": "n", "ports": ports}}}
     assert swarm_service(fragment, "n", stack="aicost")["services"]["n"]["ports"] == [
         {"target": 9100, "published": 9100, "protocol": "tcp", "mode": "host"}
+    ]
+
+
+def test_unpublished_services_keep_no_port_and_tmpfs_becomes_a_mount() -> None:
+    service = FRAGMENT["services"]["cost-monitor"] | {"tmpfs": ["/tmp", "/run/app:uid=10001"]}
+    fragment = {"services": {"cost-monitor": service}}
+    spec = swarm_service(fragment, "cost-monitor", stack="aicost", publish=False)
+    service = spec["services"]["cost-monitor"]
+    assert "ports" not in service and "tmpfs" not in service
+    assert service["volumes"][-2:] == [
+        {"type": "tmpfs", "target": "/tmp"},
+        {"type": "tmpfs", "target": "/run/app"},
+    ]
+
+
+def test_ports_go_through_the_routing_mesh_when_asked() -> None:
+    service = converted(publish_mode="ingress")["services"]["cost-monitor"]
+    assert service["ports"] == [
+        {"target": 8080, "published": 8443, "protocol": "tcp", "mode": "ingress"}
     ]
