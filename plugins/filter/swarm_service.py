@@ -132,7 +132,7 @@ def swarm_service(fragment, service, stack, mode="replicated", replicas=1, const
     objects = {"configs": {}, "secrets": {}}
     spec = {k: v for k, v in source.items() if k not in _IGNORED_BY_STACKS}
     spec["volumes"], mounted = _volumes(source.get("volumes") or [], files, stack, service)
-    spec["volumes"] += [{"type": "tmpfs", "target": str(path).split(":")[0]}
+    spec["volumes"] += [{"type": "tmpfs", "target": str(path).split(":", maxsplit=1)[0]}
                         for path in spec.pop("tmpfs", None) or []]  # fmt: skip
     for kind, mounts in mounted.items():
         if mounts:

@@ -232,14 +232,23 @@ def test_a_fragment_of_plain_values_leaves_no_dollar_unescaped(
     assert "$" not in text.replace("$$", "")
 
 
-def test_the_project_file(run_role_tasks, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode, network", [
+    ("compose", {"name": NEW_KEY}),
+    # The overlay network the stack's manager creates, which the compose project joins.
+    ("swarm", {"name": NEW_KEY, "external": True}),
+])  # fmt: skip
+def test_the_project_file(run_role_tasks, tmp_path: Path, mode: str, network: dict) -> None:
+    for directory in ("services", "swarm"):  # as the stack's layout leaves them
+        (tmp_path / directory).mkdir(exist_ok=True)
     variables = {
         "stack_dir": str(tmp_path),
+        "stack_mode": mode,
         "stack_network_name": NEW_KEY,  # the preflight refuses it; up must hold regardless
         "stack_render_only_services": ["grafana"],
         # What the stack's engine check and the service roles leave behind; no engine here.
         "__stack_engine_ready": False,
         "__stack_services": ["prometheus", "grafana"],
+        "__stack_swarm_services": [],
     }
     result = run_role_tasks("stack", "up", variables)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -247,7 +256,7 @@ def test_the_project_file(run_role_tasks, tmp_path: Path) -> None:
     assert project == {
         "name": "aicost",
         "include": ["services/prometheus.yml"],
-        "networks": {"default": {"name": NEW_KEY}},
+        "networks": {"default": network},
     }
 
 
