@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from playbook import collections_path, recap, run_playbook
+from swarmstack import inventory
 from testvm import TEST_NETWORK, install_engine, sh, systemd_vm
 
 PLAYBOOK = """
@@ -31,26 +32,6 @@ def vms() -> Iterator[list[str]]:
         for name in names:
             install_engine(name)
         yield names
-
-
-def inventory(vms: list[str], workers: list[str]) -> str:
-    manager = vms[0]
-    hosts = {
-        "all": {
-            "vars": {
-                "ansible_connection": "community.docker.docker",
-                "ansible_python_interpreter": "/usr/bin/python3",
-            },
-            "children": {
-                "swarm_managers": {"hosts": {manager: {}}},
-                "monitoring": {
-                    "hosts": {manager: {"swarm_node_labels": {"aicost.timescaledb": "true"}}}
-                },
-                "node_exporters": {"hosts": {name: {} for name in workers}},
-            },
-        }
-    }
-    return json.dumps(hosts)
 
 
 @pytest.fixture(scope="module")
