@@ -1,7 +1,5 @@
 # Copyright: aicost.monitoring contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# Ansible convention: DOCUMENTATION, EXAMPLES and RETURN come before the imports.
-# ruff: noqa: E402
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ def test_the_address_set_for_aicost_comes_before_ansible_host_and_the_name() -> 
 
 
 def test_a_host_in_several_groups_is_one_address_in_inventory_order() -> None:
-    assert host_addresses(["app1", "mon1", "app1", "mon1"], HOSTVARS) == ["10.20.1.11", "10.20.0.10"]
+    hosts = ["app1", "mon1", "app1", "mon1"]
+    assert host_addresses(hosts, HOSTVARS) == ["10.20.1.11", "10.20.0.10"]
 
 
 def test_no_hosts_no_addresses() -> None:
